@@ -1,0 +1,245 @@
+"""Build a Debian Vagrant box for libvirt from Debian's packages (no box download).
+
+The recipe (see README.md, "A box without downloads"): debootstrap a minimal Debian
+root file system, make it a Vagrant base box (``vagrant`` user with Vagrant's insecure
+key and passwordless sudo, eth0 on DHCP, host keys regenerated on first boot, an empty
+machine-id so clones differ), write it into a partitionless ext4 image converted to
+compressed qcow2, and boot it with a direct kernel boot (kernel and initrd ship in the
+box).  Every step writes into a scratch folder; the finished ``.box`` is moved into
+place at the end, so an interrupted build leaves nothing half-done behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import KitError
+from labkit.proc import require, run
+
+# Packages of the base box: the minimum Vagrant and Ansible need, plus what the
+# direct kernel boot and ifupdown-based networking of Vagrant's Debian guest need.
+BOX_PACKAGES = (
+    "linux-image-amd64",
+    "systemd-sysv",
+    "openssh-server",
+    "sudo",
+    "python3",
+    "python3-apt",
+    "ifupdown",
+    "isc-dhcp-client",
+    "iproute2",
+    "iputils-ping",
+    "udev",
+    "dbus",
+    "kmod",
+    "procps",
+    "initramfs-tools",
+    "ca-certificates",
+)
+# Modules the initramfs needs to find the root disk on virtio; keeps it small.
+INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
+DISK_GIB = 20
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+VAGRANT_INSECURE_KEY_GLOBS = (
+    "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
+    "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub",
+)
+
+BOX_VAGRANTFILE = f"""\
+# Vagrantfile shipped inside the labkit box: direct kernel boot (the image has no
+# partition table and no boot loader), no synced folder (Ansible runs from the host).
+Vagrant.configure("2") do |config|
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.vm.provider :libvirt do |lv|
+    lv.kernel = File.join(File.dirname(__FILE__), "vmlinuz")
+    lv.initrd = File.join(File.dirname(__FILE__), "initrd.img")
+    lv.cmd_line = "{KERNEL_CMDLINE}"
+    lv.disk_bus = "virtio"
+  end
+end
+"""
+
+FIRST_BOOT_UNIT = """\
+[Unit]
+Description=Generate this machine's own SSH host keys (labkit box)
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    """What to build: the Debian suite, the mirror and the box name in Vagrant."""
+
+    name: str
+    suite: str
+    mirror: str
+    arch: str = "amd64"
+
+    def recipe_id(self) -> str:
+        """A hash of everything that shapes the box; a change means a rebuild."""
+        recipe = json.dumps(
+            {
+                "suite": self.suite,
+                "arch": self.arch,
+                "packages": BOX_PACKAGES,
+                "modules": INITRAMFS_MODULES,
+                "cmdline": KERNEL_CMDLINE,
+                "vagrantfile": BOX_VAGRANTFILE,
+                "unit": FIRST_BOOT_UNIT,
+                "disk": DISK_GIB,
+                "format": 2,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
+def box_file(cache_dir: Path, spec: BoxSpec) -> Path:
+    """Where the built box lives: its name carries the recipe hash."""
+    slug = spec.name.replace("/", "-")
+    return cache_dir / "boxes" / f"{slug}-{spec.suite}-{spec.arch}-{spec.recipe_id()}.box"
+
+
+def vagrant_insecure_key() -> Path:
+    """Vagrant's well-known public key, shipped with Vagrant itself."""
+    import glob
+
+    for pattern in VAGRANT_INSECURE_KEY_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return Path(found[-1])
+    raise KitError("cannot find Vagrant's insecure public key (keys/vagrant.pub in Vagrant's gem). Is Vagrant installed?")
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def configure_rootfs(root: Path, pubkey: str) -> None:
+    """Turn a debootstrapped tree into a Vagrant base box (pure file edits, tested)."""
+    _write(root / "etc/hostname", "labkit\n")
+    _write(root / "etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tlabkit\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    _write(root / "etc/fstab", "LABEL=root\t/\text4\terrors=remount-ro\t0\t1\n")
+    _write(
+        root / "etc/network/interfaces",
+        "# labkit box: the first NIC (Vagrant's management network) on DHCP;\n"
+        "# Vagrant appends the private network itself.\n"
+        "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n"
+        "allow-hotplug eth0\niface eth0 inet dhcp\n",
+    )
+    _write(root / "etc/initramfs-tools/modules", "\n".join(INITRAMFS_MODULES) + "\n")
+    conf = root / "etc/initramfs-tools/initramfs.conf"
+    text = conf.read_text() if conf.exists() else ""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("MODULES=")]
+    _write(conf, "\n".join([*lines, "MODULES=list"]) + "\n")
+    _write(root / "etc/sudoers.d/vagrant", "vagrant ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+    _write(root / "etc/ssh/sshd_config.d/labkit.conf", "UseDNS no\nPasswordAuthentication no\n")
+    _write(root / "etc/systemd/system/labkit-ssh-hostkeys.service", FIRST_BOOT_UNIT)
+    wants = root / "etc/systemd/system/multi-user.target.wants/labkit-ssh-hostkeys.service"
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    if not wants.is_symlink():
+        wants.symlink_to("/etc/systemd/system/labkit-ssh-hostkeys.service")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    # An empty machine-id makes systemd create a new one per VM (else clones share
+    # one, and with it their DHCP client id and address).
+    _write(root / "etc/machine-id", "", 0o444)
+    dbus_id = root / "var/lib/dbus/machine-id"
+    if dbus_id.exists() or dbus_id.is_symlink():
+        dbus_id.unlink()
+    ssh_dir = root / "home/vagrant/.ssh"
+    _write(ssh_dir / "authorized_keys", pubkey.strip() + "\n", 0o600)
+    ssh_dir.chmod(0o700)
+
+
+def _chroot(root: Path, *argv: str, what: str) -> None:
+    run(["chroot", root, *argv], capture=True, what=what, env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def build(spec: BoxSpec, cache_dir: Path, *, force: bool = False, say: Callable[[str], None] = print) -> Path:
+    """Build the box file for ``spec`` unless an identical one exists; return its path."""
+    target = box_file(cache_dir, spec)
+    if target.exists() and not force:
+        say(f"box {spec.name} is up to date: {target}")
+        return target
+    if os.geteuid() != 0:
+        raise KitError("building the box needs root (debootstrap, chroot). Run it with sudo: `sudo ./kit box.build`.")
+    for tool, pkg in (("debootstrap", "debootstrap"), ("qemu-img", "qemu-utils"), ("mkfs.ext4", "e2fsprogs")):
+        require(tool, f"Install it: `apt-get install {pkg}`.")
+    pubkey = vagrant_insecure_key().read_text()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="labkit-box-", dir=target.parent) as tmp:
+        work = Path(tmp)
+        root = work / "rootfs"
+        t0 = time.monotonic()
+        say(f"[1/4] debootstrap {spec.suite} ({len(BOX_PACKAGES)} packages) from {spec.mirror} — takes a few minutes")
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--arch={spec.arch}",
+                "--include=" + ",".join(BOX_PACKAGES),
+                spec.suite,
+                root,
+                spec.mirror,
+            ],
+            capture=True,
+            what="debootstrap",
+        )
+        say(f"      done in {time.monotonic() - t0:.0f} s")
+        t1 = time.monotonic()
+        say("[2/4] configure the base box (vagrant user, network, small initramfs)")
+        configure_rootfs(root, pubkey)
+        _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", "--uid", "1000", "vagrant", what="useradd vagrant")
+        _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant", what="chown /home/vagrant")
+        _chroot(root, "update-initramfs", "-u", "-k", "all", what="update-initramfs")
+        _chroot(root, "apt-get", "clean", what="apt-get clean")
+        kernels = sorted((root / "boot").glob("vmlinuz-*"))
+        initrds = sorted((root / "boot").glob("initrd.img-*"))
+        if not kernels or not initrds:
+            raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-amd64 installable from the mirror?")
+        shutil.copy2(kernels[-1], work / "vmlinuz")
+        shutil.copy2(initrds[-1], work / "initrd.img")
+        say(f"      done in {time.monotonic() - t1:.0f} s")
+        t2 = time.monotonic()
+        say(f"[3/4] write the {DISK_GIB} GiB ext4 image and compress it to qcow2")
+        raw = work / "root.ext4"
+        with raw.open("wb") as fh:
+            fh.truncate(DISK_GIB * 1024**3)
+        run(["mkfs.ext4", "-q", "-L", "root", "-d", root, raw], capture=True, what="mkfs.ext4")
+        run(["qemu-img", "convert", "-c", "-O", "qcow2", raw, work / "box.img"], capture=True, what="qemu-img convert")
+        raw.unlink()
+        say(f"      done in {time.monotonic() - t2:.0f} s")
+        say("[4/4] pack the box")
+        (work / "metadata.json").write_text(
+            json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()})
+        )
+        (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
+        partial = work / "out.box"
+        with tarfile.open(partial, "w") as tar:
+            for name in ("metadata.json", "Vagrantfile", "vmlinuz", "initrd.img", "box.img"):
+                tar.add(work / name, arcname=name)
+        for stale in target.parent.glob(f"{spec.name.replace('/', '-')}-{spec.suite}-{spec.arch}-*.box"):
+            stale.unlink()
+        partial.replace(target)
+    say(f"box built in {time.monotonic() - t0:.0f} s: {target} ({target.stat().st_size / 1e6:.0f} MB)")
+    return target

@@ -1,0 +1,549 @@
+"""The cluster description: load ``sandbox.yml`` (+ local override), validate, resolve.
+
+This is the ground floor of the kit: it imports nothing else of ours but the error
+type.  Everything that touches the machine reads the *resolved* form produced here
+(``Resolved.to_dict()``), written once per run to ``.state/resolved.json``: the
+Vagrantfile, the Ansible inventory and every task.  No node, IP or version is written
+anywhere else.
+
+Bad input fails before anything is created, with one line per problem naming the
+field, the bad value and the fix (``ConfigError``).  Host facts that the rules need
+(the providers installed, the host's routes, the OS) are passed in as plain values,
+so every rule is unit-tested without touching the host.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labkit.errors import KitError
+
+CONFIG_NAME = "sandbox.yml"
+PROVIDERS = ("libvirt", "virtualbox")
+# VirtualBox 7 only allows host-only networks in this range unless /etc/vbox/networks.conf says otherwise.
+VIRTUALBOX_HOSTONLY_RANGE = ipaddress.IPv4Network("192.168.56.0/21")
+# Which major.minor each pinned component must stay on (the kit is tested with these).
+SUPPORTED_SERIES: dict[str, tuple[str, ...]] = {
+    "kubernetes": ("1.36",),
+    "containerd": ("2.2", "2.3"),
+    "istio": ("1.30",),
+    "knative": ("1.23",),
+}
+LAYERS = ("kubernetes", "istio", "knative")
+LAYER_NEEDS = {"istio": "kubernetes", "knative": "istio"}
+# Minimum memory (MiB) per node role for each layer; "base" applies always.
+MEMORY_MINIMUMS: dict[str, dict[str, int]] = {
+    "base": {"control-plane": 512, "worker": 512},
+    "kubernetes": {"control-plane": 2048, "worker": 1024},
+    "istio": {"control-plane": 2048, "worker": 2048},
+    "knative": {"control-plane": 2048, "worker": 2048},
+}
+# kubeadm's preflight refuses a control plane with fewer than 2 CPUs.
+KUBERNETES_CONTROL_PLANE_CPUS = 2
+
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+NAME_RE = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class Node(_Strict):
+    """One VM (or one real machine) of the cluster."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    role: Literal["control-plane", "worker"]
+    cpus: Annotated[int, Field(ge=1, le=64, strict=True)] = 2
+    memory: Annotated[int, Field(ge=256, le=262144, strict=True, description="MiB")] = 2048
+    ip: ipaddress.IPv4Address | None = None
+
+
+class Network(_Strict):
+    """The private network the nodes talk on; node IPs are derived from it."""
+
+    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("192.168.56.0/24")
+    first_host: Annotated[int, Field(ge=2, strict=True)] = 11
+    pod_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.244.0.0/16")
+    service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.96.0.0/12")
+
+
+class Box(_Strict):
+    """The Vagrant base box."""
+
+    name: str = "debian/trixie64"
+    version: str | None = None
+    local: bool = False  # true: built here by `./kit box.build` (libvirt only)
+    suite: str = "trixie"  # Debian suite of a local box
+    mirror: str = "http://deb.debian.org/debian"  # Debian mirror a local box is built from
+
+
+class Layers(_Strict):
+    kubernetes: bool = True
+    istio: bool = True
+    knative: bool = True
+
+
+class Versions(_Strict):
+    """Pinned versions of everything the layers install (exact x.y.z, never `latest`)."""
+
+    kubernetes: str
+    containerd: str
+    runc: str
+    cni_plugins: str
+    cni: Literal["flannel", "calico"] = "flannel"
+    cni_version: str
+    istio: str
+    knative: str
+
+
+class Cache(_Strict):
+    dir: Path = Path(".cache/artifacts")
+
+
+class Libvirt(_Strict):
+    """libvirt provider options."""
+
+    driver: Literal["auto", "kvm", "qemu"] = "auto"  # auto: kvm when /dev/kvm exists
+    management_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("192.168.121.0/24")
+    storage_pool: str = "default"
+
+
+class SandboxConfig(_Strict):
+    """The whole of ``sandbox.yml``."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)] = "sandbox"
+    provider: Literal["auto", "libvirt", "virtualbox"] = "auto"
+    box: Box = Box()
+    nodes: Annotated[list[Node], Field(min_length=1)]
+    network: Network = Network()
+    layers: Layers = Layers()
+    versions: Versions
+    cache: Cache = Cache()
+    libvirt: Libvirt = Libvirt()
+    boot_timeout: Annotated[int, Field(ge=60, strict=True)] = 600
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the config: where, what value, why, and how to fix it."""
+
+    where: str
+    value: Any
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        shown = "" if self.value is _MISSING else f" = {self.value!r}"
+        return f"{self.where}{shown}: {self.message}. Fix: {self.fix}"
+
+
+_MISSING: Any = object()
+
+
+class ConfigError(KitError):
+    """The config is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]):
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source} is not valid ({len(self.problems)} problem(s)); nothing was changed:\n{lines}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys (PyYAML silently keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping; syntax errors name the file, line and column."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise KitError(f"cannot read {path}: {exc.strerror}. Create it (see README.md) or set LABKIT_CONFIG.") from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path.name} line {mark.line + 1}, column {mark.column + 1}" if mark else path.name
+        raise ConfigError(
+            path.name,
+            [Problem(where, _MISSING, f"malformed YAML: {exc.problem or exc.context}", "correct the YAML syntax at that line (indent with spaces, quote values that contain ': ')")],
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path.name, [Problem(path.name, _MISSING, f"the top level is a {type(data).__name__}, not a mapping", "write `key: value` pairs at the top level, as in sandbox.yml")])
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` over ``base``: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def override_path(config_path: Path) -> Path:
+    """``sandbox.yml`` → ``sandbox.local.yml`` beside it (git-ignored)."""
+    return config_path.with_name(f"{config_path.stem}.local{config_path.suffix}")
+
+
+# --------------------------------------------------------------------------- pydantic → problems
+
+
+def _where(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fld = current.model_fields.get(part) if isinstance(current, type) and issubclass(current, BaseModel) else None
+        if fld is None:
+            return []
+        ann = fld.annotation
+        args = getattr(ann, "__args__", ())
+        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if current is None:
+            return []
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _problem_from_pydantic(err: Mapping[str, Any]) -> Problem:
+    loc = tuple(err["loc"])
+    where = _where(loc)
+    kind = err["type"]
+    value = err.get("input", _MISSING)
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        known = _known_keys(SandboxConfig, loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys here: {', '.join(known)}"
+        return Problem(where, _MISSING, "unknown key", f"remove it or correct its spelling ({hint})")
+    if kind == "missing":
+        return Problem(where, _MISSING, "required key is missing", f"add `{loc[-1]}` (see sandbox.yml for an example)")
+    if kind == "literal_error":
+        return Problem(where, value, "not an allowed value", f"use one of {ctx.get('expected')}")
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return Problem(where, value, "must be a whole number", "write a number without quotes or units, e.g. 2048")
+    if kind in ("bool_type", "bool_parsing"):
+        return Problem(where, value, "must be true or false", "write true or false")
+    if kind in ("string_type",):
+        return Problem(where, value, "must be a string", "quote the value, e.g. \"1.36.2\"")
+    if kind in ("list_type",):
+        return Problem(where, value, "must be a list", "write it as a YAML list, one `- name: …` entry per node")
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return Problem(where, value, "must be a mapping of keys to values", "write it as `key: value` lines indented under it")
+    if kind == "too_short":
+        return Problem(where, value, "must not be empty", "list at least one control-plane node")
+    if kind == "greater_than_equal":
+        return Problem(where, value, f"is below the minimum {ctx.get('ge')}", f"use at least {ctx.get('ge')}")
+    if kind == "less_than_equal":
+        return Problem(where, value, f"is above the maximum {ctx.get('le')}", f"use at most {ctx.get('le')}")
+    if kind == "string_pattern_mismatch":
+        return Problem(where, value, "is not a valid name", "use lowercase letters, digits and '-', starting with a letter (it becomes a hostname)")
+    if kind.startswith("ip_v4"):
+        msg = err.get("msg", "not a valid IPv4 value")
+        if "host bits" in msg and isinstance(value, str):
+            try:
+                fixed = ipaddress.IPv4Network(value, strict=False)
+            except ValueError:
+                fixed = None
+            if fixed is not None:
+                return Problem(where, value, "has host bits set", f"use the network address {fixed}")
+        return Problem(where, value, "is not a valid IPv4 address or network", "write it like 192.168.56.11 (address) or 192.168.56.0/24 (network)")
+    return Problem(where, value, err.get("msg", kind), "see the comments in sandbox.yml")
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route of the host: destination network and device."""
+
+    network: ipaddress.IPv4Network
+    dev: str
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """The few host facts config validation needs, passed in (faked in tests)."""
+
+    system: str = "Linux"
+    providers: tuple[str, ...] = ("libvirt",)
+    routes: tuple[Route, ...] = ()
+    has_kvm: bool = True
+    # Host-only ranges VirtualBox allows: its default, or /etc/vbox/networks.conf's.
+    virtualbox_ranges: tuple[ipaddress.IPv4Network, ...] = (VIRTUALBOX_HOSTONLY_RANGE,)
+
+
+# Bridges the hypervisors create for their own private networks: a route on one of
+# these for exactly the kit's CIDR is the kit's own network from an earlier `up`.
+HYPERVISOR_BRIDGE_PREFIXES = ("virbr", "vboxnet")
+
+
+@dataclass(frozen=True)
+class ResolvedNode:
+    name: str
+    role: str
+    cpus: int
+    memory: int
+    ip: str
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The single resolved form every consumer reads."""
+
+    config: SandboxConfig
+    provider: str
+    nodes: tuple[ResolvedNode, ...]
+    libvirt_driver: str
+    sources: tuple[str, ...]
+    root: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def control_plane(self) -> ResolvedNode:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    @property
+    def workers(self) -> tuple[ResolvedNode, ...]:
+        return tuple(n for n in self.nodes if n.role == "worker")
+
+    @property
+    def cache_dir(self) -> Path:
+        d = self.config.cache.dir
+        return d if d.is_absolute() else self.root / d
+
+    def enabled_layers(self) -> list[str]:
+        return [layer for layer in LAYERS if getattr(self.config.layers, layer)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, read by the Vagrantfile and rendered into the inventory."""
+        cfg = self.config
+        return {
+            "name": cfg.name,
+            "provider": self.provider,
+            "box": cfg.box.model_dump(),
+            "boot_timeout": cfg.boot_timeout,
+            "nodes": [vars(n) for n in self.nodes],
+            "network": {
+                "cidr": str(cfg.network.cidr),
+                "prefixlen": cfg.network.cidr.prefixlen,
+                "netmask": str(cfg.network.cidr.netmask),
+                "host_ip": str(next(cfg.network.cidr.hosts())),
+                "pod_cidr": str(cfg.network.pod_cidr),
+                "service_cidr": str(cfg.network.service_cidr),
+            },
+            "layers": cfg.layers.model_dump(),
+            "versions": cfg.versions.model_dump(),
+            "cache": {"dir": str(self.cache_dir)},
+            "libvirt": {
+                "driver": self.libvirt_driver,
+                "management_cidr": str(cfg.libvirt.management_cidr),
+                "management_network_name": f"{cfg.name}-mgmt",
+                "private_network_name": f"{cfg.name}-private",
+                "storage_pool": cfg.libvirt.storage_pool,
+            },
+            "sources": list(self.sources),
+        }
+
+
+def _pick_provider(requested: str, host: HostContext) -> str:
+    if requested != "auto":
+        return requested
+    if host.system == "Linux" and "libvirt" in host.providers:
+        return "libvirt"
+    if "virtualbox" in host.providers:
+        return "virtualbox"
+    return "libvirt" if host.system == "Linux" else "virtualbox"
+
+
+def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple[list[Problem], list[ResolvedNode]]:
+    problems: list[Problem] = []
+    net = cfg.network.cidr
+    host_ip = next(net.hosts(), None)
+
+    # Roles.
+    cps = [i for i, n in enumerate(cfg.nodes) if n.role == "control-plane"]
+    if not cps:
+        problems.append(Problem("nodes", [n.name for n in cfg.nodes], "no node has role control-plane", "give exactly one node `role: control-plane`"))
+    elif len(cps) > 1:
+        problems.append(
+            Problem(f"nodes[{cps[1]}].role", "control-plane", "more than one control-plane node (the kit builds a single control plane)", "make the other nodes `role: worker`")
+        )
+
+    # Names.
+    seen_names: dict[str, int] = {}
+    for i, node in enumerate(cfg.nodes):
+        if node.name in seen_names:
+            problems.append(Problem(f"nodes[{i}].name", node.name, f"duplicate node name (also nodes[{seen_names[node.name]}])", "give every node its own name"))
+        seen_names.setdefault(node.name, i)
+
+    # Addresses: given or derived, inside the CIDR, unique, not the host's.
+    resolved: list[ResolvedNode] = []
+    hosts = list(net.hosts()) if net.num_addresses <= 65536 else []
+    seen_ips: dict[ipaddress.IPv4Address, int] = {}
+    derived_index = 0
+    for i, node in enumerate(cfg.nodes):
+        if node.ip is not None:
+            ip = node.ip
+            if ip not in net or ip in (net.network_address, net.broadcast_address):
+                problems.append(Problem(f"nodes[{i}].ip", str(ip), f"is not a usable address in network.cidr {net}", f"pick an address inside {net}, or drop `ip` to derive it"))
+                continue
+            if ip == host_ip:
+                problems.append(Problem(f"nodes[{i}].ip", str(ip), "is the host's own address on the private network", f"pick another address in {net} (the host keeps {host_ip})"))
+                continue
+        else:
+            offset = cfg.network.first_host - 1 + derived_index
+            derived_index += 1
+            if offset >= len(hosts):
+                problems.append(Problem(f"nodes[{i}].ip", _MISSING, f"network.cidr {net} has no room for a derived address (first_host {cfg.network.first_host})", "use a larger network.cidr or a smaller network.first_host"))
+                continue
+            ip = hosts[offset]
+        if ip in seen_ips:
+            problems.append(Problem(f"nodes[{i}].ip", str(ip), f"same address as nodes[{seen_ips[ip]}]", "give every node its own address (or drop `ip` to derive them)"))
+        seen_ips.setdefault(ip, i)
+        resolved.append(ResolvedNode(node.name, node.role, node.cpus, node.memory, str(ip)))
+
+    # Layers: dependencies, pinned versions, per-layer memory and CPU minimums.
+    layers = cfg.layers
+    for layer, needs in LAYER_NEEDS.items():
+        if getattr(layers, layer) and not getattr(layers, needs):
+            problems.append(Problem(f"layers.{layer}", True, f"needs the {needs} layer", f"set layers.{needs}: true, or layers.{layer}: false"))
+    for key, value in cfg.versions.model_dump().items():
+        if key == "cni":
+            continue
+        if not VERSION_RE.match(value):
+            problems.append(Problem(f"versions.{key}", value, "is not an exact pinned version", "write the full x.y.z version you tested, e.g. 1.36.2 (never `latest` or `1.36`)"))
+            continue
+        series = SUPPORTED_SERIES.get(key)
+        if series and ".".join(value.split(".")[:2]) not in series:
+            problems.append(Problem(f"versions.{key}", value, f"is outside the series this kit supports ({', '.join(s + '.x' for s in series)})", f"use a {series[-1]}.x release"))
+    active = ["base", *[layer for layer in LAYERS if getattr(layers, layer)]]
+    for i, node in enumerate(cfg.nodes):
+        need, why = max((MEMORY_MINIMUMS[layer][node.role], layer) for layer in active)
+        if node.memory < need:
+            problems.append(Problem(f"nodes[{i}].memory", node.memory, f"is below the {need} MiB a {node.role} needs for the {why} layer", f"give {node.name} at least {need} (MiB), or disable that layer"))
+        if layers.kubernetes and node.role == "control-plane" and node.cpus < KUBERNETES_CONTROL_PLANE_CPUS:
+            problems.append(Problem(f"nodes[{i}].cpus", node.cpus, "kubeadm needs at least 2 CPUs on the control plane", "set cpus: 2 (or more)"))
+
+    # Networks must not overlap each other, the host's routes, or the provider's limits.
+    named = {
+        "network.cidr": net,
+        "network.pod_cidr": cfg.network.pod_cidr,
+        "network.service_cidr": cfg.network.service_cidr,
+    }
+    if provider == "libvirt":
+        named["libvirt.management_cidr"] = cfg.libvirt.management_cidr
+    keys = list(named)
+    for a_i, a in enumerate(keys):
+        for b in keys[a_i + 1 :]:
+            if named[a].overlaps(named[b]):
+                problems.append(Problem(b, str(named[b]), f"overlaps {a} {named[a]}", f"choose a range that does not overlap {named[a]}"))
+    if provider == "virtualbox" and not any(net.subnet_of(r) for r in host.virtualbox_ranges):
+        allowed = ", ".join(map(str, host.virtualbox_ranges))
+        problems.append(
+            Problem(
+                "network.cidr",
+                str(net),
+                f"VirtualBox 7 refuses host-only networks outside {allowed}",
+                "use a network inside 192.168.56.0/21 (e.g. 192.168.56.0/24), or allow the range in /etc/vbox/networks.conf",
+            )
+        )
+    for key in ("network.cidr", "libvirt.management_cidr"):
+        if key not in named:
+            continue
+        for route in route_collisions(named[key], host.routes):
+            problems.append(
+                Problem(key, str(named[key]), f"collides with the host route {route.network} on {route.dev}", "choose a range the host does not use (see `ip route`)")
+            )
+    return problems, resolved
+
+
+def route_collisions(ours: ipaddress.IPv4Network, routes: Iterable[Route]) -> list[Route]:
+    """Host routes that overlap ``ours``, ignoring default routes and the hypervisor's
+    own bridge for exactly this network (left by an earlier `up`)."""
+    hits = []
+    for route in routes:
+        if route.network.prefixlen == 0 or not route.network.overlaps(ours):
+            continue
+        if route.network == ours and route.dev.startswith(HYPERVISOR_BRIDGE_PREFIXES):
+            continue
+        hits.append(route)
+    return hits
+
+
+def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: Path, sources: Sequence[str] = ()) -> Resolved:
+    """Validate merged config data and resolve it, or raise ConfigError listing every problem."""
+    try:
+        cfg = SandboxConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_problem_from_pydantic(e) for e in exc.errors()]) from None
+    provider = _pick_provider(cfg.provider, host)
+    problems, nodes = _cross_checks(cfg, provider, host)
+    if cfg.box.local and provider != "libvirt":
+        problems.append(Problem("box.local", True, f"the locally built box exists for libvirt only, and the provider is {provider}", "set box.local: false and use an official box such as debian/trixie64"))
+    if problems:
+        raise ConfigError(source, problems)
+    driver = cfg.libvirt.driver
+    if driver == "auto":
+        driver = "kvm" if host.has_kvm else "qemu"
+    return Resolved(cfg, provider, tuple(nodes), driver, tuple(sources or (source,)), root)
+
+
+def load(config_path: Path, host: HostContext) -> Resolved:
+    """Read ``config_path`` and its ``.local`` override, merge, validate and resolve."""
+    data = read_yaml(config_path)
+    sources = [str(config_path)]
+    local = override_path(config_path)
+    if local.exists():
+        data = deep_merge(data, read_yaml(local))
+        sources.append(str(local))
+    source = " + ".join(Path(s).name for s in sources)
+    return validate(data, source=source, host=host, root=config_path.resolve().parent, sources=sources)

@@ -1,0 +1,168 @@
+"""Facts about the host, gathered in one place so every rule that uses them is testable.
+
+``gather()`` reads the real host; tests build ``HostFacts`` by hand (a fake host).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labkit.config import HostContext, Route
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Everything ``doctor`` and config resolution need to know about the host."""
+
+    system: str = "Linux"
+    vagrant_version: str | None = None
+    vagrant_plugins: tuple[str, ...] = ()
+    virtualbox_version: str | None = None
+    libvirt_reachable: bool = False
+    libvirt_error: str = ""
+    cpu_virt_flags: bool = False
+    dev_kvm: bool = False
+    mem_available_mib: int = 0
+    cpus: int = 1
+    disk_free_gib: float = 0.0
+    routes: tuple[Route, ...] = ()
+    vbox_networks_conf: str | None = None
+    python_version: tuple[int, int] = (3, 11)
+    ansible_version: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def providers(self) -> tuple[str, ...]:
+        found = []
+        if self.vagrant_version and "vagrant-libvirt" in self.vagrant_plugins:
+            found.append("libvirt")
+        if self.virtualbox_version:
+            found.append("virtualbox")
+        return tuple(found)
+
+    def context(self) -> HostContext:
+        """The subset config validation uses."""
+        return HostContext(system=self.system, providers=self.providers(), routes=self.routes, has_kvm=self.dev_kvm)
+
+
+def _out(argv: list[str], timeout: float = 20) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def parse_routes(ip_json: str) -> tuple[Route, ...]:
+    """Routes from `ip -j -4 route` output (default routes kept as 0.0.0.0/0)."""
+    routes = []
+    for entry in json.loads(ip_json or "[]"):
+        dst = entry.get("dst", "")
+        if dst == "default":
+            dst = "0.0.0.0/0"
+        try:
+            net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        routes.append(Route(net, entry.get("dev", "?")))
+    return tuple(routes)
+
+
+def parse_vagrant_plugins(text: str) -> tuple[str, ...]:
+    """Plugin names from `vagrant plugin list` (`vagrant-libvirt (0.11.2, system)`)."""
+    return tuple(m.group(1) for m in re.finditer(r"^([\w.-]+) \(", text, re.MULTILINE))
+
+
+def routes() -> tuple[Route, ...]:
+    return parse_routes(_out(["ip", "-j", "-4", "route"]) or "[]")
+
+
+def context() -> HostContext:
+    """The cheap host facts config validation needs (no slow probes)."""
+    plugins: tuple[str, ...] = ()
+    has_vagrant = shutil.which("vagrant") is not None
+    if has_vagrant:
+        plugins = _vagrant_plugins()
+    providers = []
+    if has_vagrant and "vagrant-libvirt" in plugins:
+        providers.append("libvirt")
+    if shutil.which("VBoxManage"):
+        providers.append("virtualbox")
+    return HostContext(system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists())
+
+
+def _vagrant_plugins() -> tuple[str, ...]:
+    # `vagrant plugin list` takes seconds; the gem folder tells the same for system plugins.
+    text = _out(["vagrant", "plugin", "list"], timeout=60) or ""
+    return parse_vagrant_plugins(text)
+
+
+def _meminfo_available_mib() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def gather(state_dir: Path) -> HostFacts:
+    """Read the real host (used by `./kit doctor`)."""
+    vagrant_version = None
+    text = _out(["vagrant", "--version"], timeout=60)
+    if text:
+        m = re.search(r"(\d+\.\d+\.\d+)", text)
+        vagrant_version = m.group(1) if m else None
+    plugins = _vagrant_plugins() if vagrant_version else ()
+    vbox = _out(["VBoxManage", "--version"])
+    libvirt_ok, libvirt_err = False, "virsh is not installed"
+    if shutil.which("virsh"):
+        try:
+            proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, text=True, timeout=20, check=False)
+            libvirt_ok = proc.returncode == 0
+            libvirt_err = (proc.stderr or proc.stdout).strip().splitlines()[-1] if not libvirt_ok and (proc.stderr or proc.stdout) else ""
+        except subprocess.TimeoutExpired:
+            libvirt_err = "virsh did not answer within 20 s"
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    flags = bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", cpuinfo, re.MULTILINE))
+    probe = state_dir if state_dir.exists() else Path.cwd()
+    disk = shutil.disk_usage(probe).free / 1024**3
+    conf = Path("/etc/vbox/networks.conf")
+    ansible_version = None
+    try:
+        from ansible.release import __version__ as ansible_core_version
+
+        ansible_version = ansible_core_version
+    except ImportError:
+        pass
+    return HostFacts(
+        system=platform.system(),
+        vagrant_version=vagrant_version,
+        vagrant_plugins=plugins,
+        virtualbox_version=vbox.strip() if vbox else None,
+        libvirt_reachable=libvirt_ok,
+        libvirt_error=libvirt_err,
+        cpu_virt_flags=flags,
+        dev_kvm=Path("/dev/kvm").exists(),
+        mem_available_mib=_meminfo_available_mib(),
+        cpus=os.cpu_count() or 1,
+        disk_free_gib=disk,
+        routes=routes(),
+        vbox_networks_conf=conf.read_text() if conf.exists() else None,
+        python_version=sys.version_info[:2],
+        ansible_version=ansible_version,
+    )

@@ -1,0 +1,97 @@
+"""Run playbooks with the kit's ansible.cfg, stream their output, read the recap.
+
+The recap's ``changed`` counts are how idempotence is shown: a second `./kit up` must
+report ``changed=0`` on every host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import KitError
+
+_RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
+
+
+@dataclass(frozen=True)
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    unreachable: int = 0
+    failed: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+def parse_recap(lines: Sequence[str]) -> dict[str, HostRecap]:
+    """Parse the PLAY RECAP block of ansible-playbook's default output."""
+    recap: dict[str, HostRecap] = {}
+    in_recap = False
+    for line in lines:
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        if not in_recap:
+            continue
+        m = _RECAP.match(line.strip())
+        if m:
+            counts = {k: int(v) for k, v in (p.split("=") for p in m.group("counts").split())}
+            recap[m.group("host")] = HostRecap(**{k: v for k, v in counts.items() if k in HostRecap.__dataclass_fields__})
+    return recap
+
+
+def total_changed(recap: dict[str, HostRecap]) -> int:
+    return sum(r.changed for r in recap.values())
+
+
+def ansible_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def playbook(
+    root: Path,
+    name: str,
+    inventory: Path,
+    *,
+    tags: str | None = None,
+    limit: str | None = None,
+    extra: Sequence[str] = (),
+    emit: Callable[[str], None] = print,
+) -> dict[str, HostRecap]:
+    """Run ``playbooks/NAME`` against ``inventory``; raise KitError naming failed hosts."""
+    from labkit.proc import require
+
+    argv = [require("ansible-playbook", "Re-run ./kit so it installs ansible into .venv."), "-i", str(inventory), str(root / "playbooks" / name)]
+    if tags:
+        argv += ["--tags", tags]
+    if limit:
+        argv += ["--limit", limit]
+    argv += list(extra)
+    lines: list[str] = []
+    with subprocess.Popen(argv, cwd=root, env=ansible_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                emit(line)
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            raise KitError(f"interrupted while running {name}; every task is idempotent: run the command again to finish") from None
+    recap = parse_recap(lines)
+    if code != 0:
+        bad = sorted(h for h, r in recap.items() if r.failed or r.unreachable)
+        hosts = f" on {', '.join(bad)}" if bad else ""
+        raise KitError(f"{name} failed{hosts} (exit {code}): the failing task and its message are above. Fix it and run `./kit provision`.")
+    return recap
