@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import KitError
+from labkit.proc import require
 
 _RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 
@@ -50,6 +52,14 @@ def total_changed(recap: dict[str, HostRecap]) -> int:
     return sum(r.changed for r in recap.values())
 
 
+def ansible_tool(name: str) -> str:
+    """An Ansible command from the kit's own environment (beside this Python), else PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    return require(name, "Re-run ./kit so it installs ansible into .venv.")
+
+
 def ansible_env(root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
@@ -69,9 +79,7 @@ def playbook(
     emit: Callable[[str], None] = print,
 ) -> dict[str, HostRecap]:
     """Run ``playbooks/NAME`` against ``inventory``; raise KitError naming failed hosts."""
-    from labkit.proc import require
-
-    argv = [require("ansible-playbook", "Re-run ./kit so it installs ansible into .venv."), "-i", str(inventory), str(root / "playbooks" / name)]
+    argv = [ansible_tool("ansible-playbook"), "-i", str(inventory), str(root / "playbooks" / name)]
     if tags:
         argv += ["--tags", tags]
     if limit:

@@ -1,0 +1,224 @@
+"""The invoke tasks: parse flags, call ``labkit.kit``, turn expected failures into messages.
+
+``tasks.py`` at the repository root only exposes ``namespace`` from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Collection, Context, Exit, task
+from rich.console import Console
+from rich.table import Table
+
+from labkit.errors import KitError
+from labkit.kit import ROOT, Kit
+
+console = Console(highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, soft_wrap=True)
+
+
+def friendly(fn: F) -> F:
+    """Expected failures end with the message and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KitError as exc:
+            raise Exit(f"✗ {exc}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("✗ interrupted; run the same command again to continue (every step is idempotent)", code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def kit() -> Kit:
+    return Kit(say=_say)
+
+
+# ---------------------------------------------------------------------- cluster
+
+
+@task(help={"skip_doctor": "Do not check the host first.", "tags": "Only run the roles with these Ansible tags (comma-separated)."})
+@friendly
+def up(c: Context, skip_doctor: bool = False, tags: str | None = None) -> None:
+    """Bring the cluster up: validate sandbox.yml, boot the VMs, write the inventory, run playbooks/site.yml."""
+    kit().up(skip_doctor=skip_doctor, tags=tags)
+
+
+@task(help={"tags": "Only run the roles with these Ansible tags (comma-separated).", "limit": "Only these nodes (Ansible --limit pattern)."})
+@friendly
+def provision(c: Context, tags: str | None = None, limit: str | None = None) -> None:
+    """Re-run the playbooks on the running VMs (no boot): after changing a role or a layer switch."""
+    kit().provision(tags=tags, limit=limit)
+
+
+@task
+@friendly
+def status(c: Context) -> None:
+    """Show each node: role, private IP, CPUs, memory and VM state."""
+    table = Table("node", "role", "ip", "cpus", "memory", "state")
+    for row in kit().status():
+        table.add_row(row["name"], row["role"], row["ip"], str(row["cpus"]), f"{row['memory']} MiB", row["state"])
+    console.print(table)
+
+
+@task(help={"node": "Name of the node (see `./kit status`).", "command": "Run this command instead of an interactive shell."})
+@friendly
+def ssh(c: Context, node: str, command: str | None = None) -> None:
+    """Open a shell on NODE (or run one command there)."""
+    code = kit().ssh(node, command)
+    if code:
+        raise Exit(code=code)
+
+
+@task
+@friendly
+def halt(c: Context) -> None:
+    """Shut the VMs down, keeping their disks (`./kit up` boots them again)."""
+    kit().halt()
+
+
+@task(help={"yes": "Do not ask for confirmation.", "box_volume": "Also remove the box's base volume from libvirt's pool (uploaded again by the next `up`)."})
+@friendly
+def destroy(c: Context, yes: bool = False, box_volume: bool = False) -> None:
+    """Delete the VMs and their disks (the box and the artifact cache stay)."""
+    k = kit()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise KitError("refusing to destroy without confirmation: pass --yes")
+        answer = input(f"Delete every VM of {k.resolve().config.name} and its disk? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise KitError("not destroyed")
+    k.destroy(box_volume=box_volume)
+
+
+@task
+@friendly
+def config(c: Context) -> None:
+    """Validate sandbox.yml (+ sandbox.local.yml), print the resolved cluster, write .state/resolved.json."""
+    k = kit()
+    resolved = k.resolve()
+    _say(f"✓ {' + '.join(resolved.sources)} is valid → {k.resolved_path}")
+    table = Table("node", "role", "ip", "cpus", "memory")
+    for n in resolved.nodes:
+        table.add_row(n.name, n.role, n.ip, str(n.cpus), f"{n.memory} MiB")
+    console.print(table)
+    _say(f"provider {resolved.provider} (libvirt driver {resolved.libvirt_driver}), box {resolved.config.box.name}, layers: {', '.join(resolved.enabled_layers()) or 'none'}")
+
+
+@task
+@friendly
+def doctor(c: Context) -> None:
+    """Check the host against what sandbox.yml asks, one row per check with the remedy for each failure."""
+    rows = kit().doctor()
+    table = Table("", "check", "detail", "remedy")
+    marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+    for row in rows:
+        table.add_row(marks[row.status], row.name, row.detail, row.remedy)
+    console.print(table)
+    failed = [r for r in rows if r.status == "fail"]
+    if failed:
+        raise Exit(f"✗ {len(failed)} check(s) failed: fix them before `./kit up`", code=1)
+
+
+@task
+@friendly
+def kubeconfig(c: Context) -> None:
+    """Write the cluster's admin kubeconfig to .state/kubeconfig (mode 0600) for kubectl on the host."""
+    resolved = kit().resolve()
+    if not resolved.config.layers.kubernetes:
+        raise KitError("the kubernetes layer is off in the config: set layers.kubernetes: true and run `./kit up`")
+    raise KitError("the Kubernetes layer is not part of this version of the kit yet (it is being built), so there is no kubeconfig to write")
+
+
+# ---------------------------------------------------------------------- box
+
+
+@task(help={"force": "Rebuild even if a box from the same recipe exists."}, default=True)
+@friendly
+def build(c: Context, force: bool = False) -> None:
+    """Build the Debian box for libvirt from Debian's packages (needs root) and add it to Vagrant."""
+    kit().build_box(force=force)
+
+
+# ---------------------------------------------------------------------- tests
+
+
+def _run(c: Context, cmd: list[str], **env: str) -> None:
+    _say("$ " + shlex.join(cmd))
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, check=False)
+    if result.returncode != 0:
+        raise Exit(f"✗ `{shlex.join(cmd)}` failed (exit {result.returncode})", code=result.returncode)
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@task
+def lint(c: Context) -> None:
+    """Static checks: ruff, yamllint, ansible-lint (production profile), playbook syntax, vagrant validate."""
+    _run(c, [_bin("ruff"), "check", "."])
+    _run(c, [_bin("ruff"), "format", "--check", "."])
+    _run(c, [_bin("yamllint"), "--strict", "."])
+    _run(c, [_bin("ansible-lint")], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    _run(c, [_bin("ansible-playbook"), "--syntax-check", "-i", "tests/fixtures/inventory.yml", "playbooks/site.yml"], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    _vagrant_validate(c)
+
+
+def _vagrant_validate(c: Context) -> None:
+    import shutil
+    import tempfile
+
+    if shutil.which("vagrant") is None:
+        raise Exit("✗ vagrant is not installed, so the Vagrantfile cannot be validated (see `./kit doctor`)", code=1)
+    with tempfile.TemporaryDirectory(prefix="labkit-validate-") as tmp:
+        for cfg in ("sandbox.yml", "tests/e2e/ci-cluster.yml"):
+            env = {"LABKIT_CONFIG": str(ROOT / cfg), "LABKIT_STATE_DIR": str(Path(tmp) / Path(cfg).stem)}
+            _run(c, [sys.executable, "-m", "labkit", "config"], **env)
+            _run(c, ["vagrant", "validate"], **env, VAGRANT_DOTFILE_PATH=str(Path(tmp) / "vagrant"))
+
+
+@task
+def unit(c: Context) -> None:
+    """Unit tests (no VMs): config rules, doctor checks, inventory, parsers, role logic."""
+    _run(c, [sys.executable, "-m", "pytest", "-q", "tests/unit"])
+
+
+@task(help={"keep": "Leave the cluster running after the test (for debugging)."})
+def vm_suite(c: Context, keep: bool = False) -> None:
+    """End-to-end on real VMs: build the box, boot the 2-node CI cluster, re-run, destroy (needs root)."""
+    env = {"LABKIT_E2E_KEEP": "1"} if keep else {}
+    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-m", "vm", "tests/e2e"], **env)
+
+
+@task(help={"vm": "Also run the end-to-end suite on real VMs (root; libvirt started in a network namespace if not running)."})
+def everything(c: Context, vm: bool = False) -> None:
+    """Run the tests: static checks and unit tests; with --vm also the real two-VM end-to-end run."""
+    lint(c)
+    unit(c)
+    if vm:
+        vm_suite(c)
+
+
+namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig)
+namespace.add_collection(Collection("box", build))
+_tests = Collection("test")
+_tests.add_task(everything, name="all", default=True)
+_tests.add_task(lint)
+_tests.add_task(unit)
+_tests.add_task(vm_suite, name="vm")
+namespace.add_collection(_tests)

@@ -1,0 +1,215 @@
+"""What the commands do: resolve the config, boot the VMs, write the inventory, run playbooks.
+
+``Kit`` ties the modules together for one cluster (one config file, one state folder).
+The invoke tasks in ``labkit.cli`` only parse flags and call these methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit import box, host, inventory, runner
+from labkit.config import Resolved, load
+from labkit.doctor import Check, run_checks
+from labkit.errors import KitError
+from labkit.vagrant import Vagrant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write via a temporary file and rename, so Ctrl-C never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)
+
+
+@dataclass
+class Phases:
+    """Wall-clock time of each phase of a command, printed at the end."""
+
+    say: Callable[[str], None] = print
+    times: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.say(f"==> {name}")
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.times.append((name, time.monotonic() - start))
+
+    def report(self) -> str:
+        width = max((len(n) for n, _ in self.times), default=10)
+        rows = [f"  {name:<{width}}  {secs:7.1f} s" for name, secs in self.times]
+        total = sum(s for _, s in self.times)
+        return "phase times:\n" + "\n".join(rows) + f"\n  {'total':<{width}}  {total:7.1f} s"
+
+
+class Kit:
+    """One cluster: its config file and its state folder."""
+
+    def __init__(self, root: Path = ROOT, config_path: Path | None = None, state_dir: Path | None = None, say: Callable[[str], None] = print):
+        self.root = root
+        self.config_path = Path(config_path or os.environ.get("LABKIT_CONFIG") or root / "sandbox.yml").resolve()
+        self.default_state_dir = root / ".state"
+        self.state_dir = Path(state_dir or os.environ.get("LABKIT_STATE_DIR") or self.default_state_dir).resolve()
+        self.say = say
+        self._resolved: Resolved | None = None
+
+    # ----------------------------------------------------------------- state files
+    @property
+    def resolved_path(self) -> Path:
+        return self.state_dir / "resolved.json"
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.state_dir / "inventory.yml"
+
+    @property
+    def last_run_path(self) -> Path:
+        return self.state_dir / "last-run.json"
+
+    def vagrant(self) -> Vagrant:
+        return Vagrant(self.root, self.state_dir, self.default_state_dir)
+
+    # ----------------------------------------------------------------- config
+    def resolve(self, context: host.HostContext | None = None) -> Resolved:
+        """Load, validate and resolve the config; write the resolved form for the Vagrantfile."""
+        if self._resolved is None:
+            resolved = load(self.config_path, context or host.context())
+            atomic_write(self.resolved_path, json.dumps(resolved.to_dict(), indent=2) + "\n")
+            self._resolved = resolved
+        return self._resolved
+
+    def doctor(self) -> list[Check]:
+        return run_checks(host.gather(self.state_dir), self.resolve())
+
+    # ----------------------------------------------------------------- box
+    def box_spec(self, resolved: Resolved) -> box.BoxSpec:
+        b = resolved.config.box
+        return box.BoxSpec(name=b.name, suite=b.suite, mirror=b.mirror)
+
+    def build_box(self, force: bool = False) -> Path:
+        resolved = self.resolve()
+        spec = self.box_spec(resolved)
+        path = box.build(spec, self.root / ".cache", force=force, say=self.say)
+        self.say(f"adding {path.name} to Vagrant as {spec.name}")
+        self.vagrant().box_add(spec.name, path)
+        return path
+
+    def ensure_box(self, resolved: Resolved) -> None:
+        """A local box must be built and added before `vagrant up` (official boxes download)."""
+        if not resolved.config.box.local:
+            return
+        spec = self.box_spec(resolved)
+        built = box.box_file(self.root / ".cache", spec)
+        if spec.name in self.vagrant().box_names() and built.exists():
+            return
+        if not built.exists() and os.geteuid() != 0:
+            raise KitError(f"the local box {spec.name} is not built yet: run `sudo ./kit box.build` once (about 3 minutes), then `./kit up`.")
+        self.build_box()
+
+    # ----------------------------------------------------------------- inventory
+    def write_inventory(self, resolved: Resolved) -> Path:
+        names = [n.name for n in resolved.nodes]
+        endpoints = self.vagrant().ssh_config(names)
+        atomic_write(self.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints)), 0o600)
+        return self.inventory_path
+
+    # ----------------------------------------------------------------- commands
+    def up(self, *, skip_doctor: bool = False, tags: str | None = None) -> dict[str, Any]:
+        phases = Phases(self.say)
+        with phases.phase("validate the config"):
+            resolved = self.resolve()
+            self.say(f"    {resolved.config.name}: {len(resolved.nodes)} node(s) on {resolved.provider}, layers: {', '.join(resolved.enabled_layers()) or 'none'}")
+        if not skip_doctor:
+            with phases.phase("check the host"):
+                failed = [c for c in self.doctor() if c.status == "fail"]
+                if failed:
+                    rows = "\n".join(f"  ✗ {c.name}: {c.detail}. Fix: {c.remedy}" for c in failed)
+                    raise KitError(f"the host is not ready, nothing was created:\n{rows}\n(`./kit doctor` shows every check)")
+        with phases.phase("prepare the box"):
+            self.ensure_box(resolved)
+        with phases.phase(f"boot the VMs ({resolved.provider})"):
+            self.vagrant().stream("up", "--no-provision", f"--provider={resolved.provider}", emit=self.say)
+        with phases.phase("write the inventory"):
+            inv = self.write_inventory(resolved)
+        with phases.phase("provision (playbooks/site.yml)"):
+            recap = runner.playbook(self.root, "site.yml", inv, tags=tags, emit=self.say)
+        return self._finish("up", phases, recap, resolved)
+
+    def provision(self, *, tags: str | None = None, limit: str | None = None) -> dict[str, Any]:
+        phases = Phases(self.say)
+        with phases.phase("validate the config"):
+            resolved = self.resolve()
+        with phases.phase("write the inventory"):
+            states = self.vagrant().status()
+            down = [n.name for n in resolved.nodes if states.get(n.name) != "running"]
+            if down:
+                raise KitError(f"not running: {', '.join(down)}. Run `./kit up` first.")
+            inv = self.write_inventory(resolved)
+        with phases.phase("provision (playbooks/site.yml)"):
+            recap = runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say)
+        return self._finish("provision", phases, recap, resolved)
+
+    def _finish(self, command: str, phases: Phases, recap: dict[str, runner.HostRecap], resolved: Resolved) -> dict[str, Any]:
+        summary = {
+            "command": command,
+            "phases": [{"name": n, "seconds": round(s, 1)} for n, s in phases.times],
+            "recap": {h: vars(r) for h, r in recap.items()},
+            "changed": runner.total_changed(recap),
+            "nodes": [vars(n) for n in resolved.nodes],
+        }
+        atomic_write(self.last_run_path, json.dumps(summary, indent=2) + "\n")
+        self.say(phases.report())
+        self.say(f"changed tasks: {summary['changed']} ({'nothing changed' if summary['changed'] == 0 else 'see above'})")
+        for node in resolved.nodes:
+            self.say(f"  {node.name:<12} {node.role:<14} {node.ip}")
+        self.say("next: `./kit status`, `./kit ssh NODE`")
+        return summary
+
+    def status(self) -> list[dict[str, Any]]:
+        resolved = self.resolve()
+        states = self.vagrant().status()
+        return [{**vars(n), "state": states.get(n.name, "unknown")} for n in resolved.nodes]
+
+    def halt(self) -> None:
+        self.resolve()
+        self.vagrant().stream("halt", emit=self.say)
+
+    def destroy(self, *, box_volume: bool = False) -> None:
+        """Destroy the VMs; on libvirt, report what is left and optionally drop the box's base volume."""
+        resolved = self.resolve()
+        self.vagrant().stream("destroy", "--force", emit=self.say)
+        for path in (self.inventory_path, self.last_run_path):
+            path.unlink(missing_ok=True)
+        if resolved.provider != "libvirt":
+            return
+        from labkit import libvirt
+
+        pool = resolved.config.libvirt.storage_pool
+        if box_volume:
+            for vol in libvirt.remove_box_volumes(resolved.config.box.name, pool):
+                self.say(f"    removed the box's base volume {vol} from pool {pool}")
+        left = libvirt.leftovers(f"{resolved.config.name}-", pool)
+        if not left.empty():
+            raise KitError(f"libvirt still holds {left} after `vagrant destroy`; remove them with virsh (undefine / net-destroy / vol-delete)")
+        self.say(f"    libvirt holds no domain, network or volume of {resolved.config.name}")
+
+    def ssh(self, node: str, command: str | None = None) -> int:
+        resolved = self.resolve()
+        names = [n.name for n in resolved.nodes]
+        if node not in names:
+            raise KitError(f"no node named {node!r}; the nodes are: {', '.join(names)}")
+        return self.vagrant().exec_ssh(node, command)
