@@ -286,13 +286,12 @@ def _problem_from_pydantic(err: Mapping[str, Any]) -> Problem:
     if kind == "string_pattern_mismatch":
         return Problem(where, value, "is not a valid name", "use lowercase letters, digits and '-', starting with a letter (it becomes a hostname)")
     if kind.startswith("ip_v4"):
-        msg = err.get("msg", "not a valid IPv4 value")
-        if "host bits" in msg and isinstance(value, str):
+        if isinstance(value, str) and "/" in value:
             try:
                 fixed = ipaddress.IPv4Network(value, strict=False)
             except ValueError:
                 fixed = None
-            if fixed is not None:
+            if fixed is not None and str(fixed) != value:
                 return Problem(where, value, "has host bits set", f"use the network address {fixed}")
         return Problem(where, value, "is not a valid IPv4 address or network", "write it like 192.168.56.11 (address) or 192.168.56.0/24 (network)")
     return Problem(where, value, err.get("msg", kind), "see the comments in sandbox.yml")

@@ -1,0 +1,74 @@
+"""The base-box recipe: file edits on a fake root file system (no debootstrap here)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from labkit import box
+
+KEY = "ssh-rsa AAAAB3NzaC1yc2E vagrant insecure public key"
+
+
+def make_root(tmp_path: Path) -> Path:
+    root = tmp_path / "rootfs"
+    (root / "etc/ssh").mkdir(parents=True)
+    (root / "etc/ssh/ssh_host_ed25519_key").write_text("secret")
+    (root / "etc/initramfs-tools").mkdir(parents=True)
+    (root / "etc/initramfs-tools/initramfs.conf").write_text("MODULES=most\nBUSYBOX=auto\n")
+    (root / "var/lib/dbus").mkdir(parents=True)
+    (root / "var/lib/dbus/machine-id").write_text("0123")
+    (root / "etc/machine-id").write_text("0123\n")
+    return root
+
+
+def test_root_fs_becomes_a_vagrant_base_box(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    box.configure_rootfs(root, KEY)
+    keys = root / "home/vagrant/.ssh/authorized_keys"
+    assert keys.read_text() == KEY + "\n"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "home/vagrant/.ssh").stat().st_mode) == 0o700
+    assert (root / "etc/sudoers.d/vagrant").read_text() == "vagrant ALL=(ALL) NOPASSWD: ALL\n"
+    assert stat.S_IMODE((root / "etc/sudoers.d/vagrant").stat().st_mode) == 0o440
+    assert "iface eth0 inet dhcp" in (root / "etc/network/interfaces").read_text()
+    assert (root / "etc/fstab").read_text().startswith("LABEL=root\t/\text4")
+
+
+def test_clones_do_not_share_identity(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    box.configure_rootfs(root, KEY)
+    assert (root / "etc/machine-id").read_text() == ""
+    assert not (root / "var/lib/dbus/machine-id").exists()
+    assert not list((root / "etc/ssh").glob("ssh_host_*"))
+    link = root / "etc/systemd/system/multi-user.target.wants/labkit-ssh-hostkeys.service"
+    assert link.is_symlink()
+    assert "ssh-keygen -A" in (root / "etc/systemd/system/labkit-ssh-hostkeys.service").read_text()
+
+
+def test_initramfs_is_small(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    box.configure_rootfs(root, KEY)
+    conf = (root / "etc/initramfs-tools/initramfs.conf").read_text().splitlines()
+    assert "MODULES=list" in conf and "MODULES=most" not in conf and "BUSYBOX=auto" in conf
+    assert (root / "etc/initramfs-tools/modules").read_text().split() == list(box.INITRAMFS_MODULES)
+
+
+def test_configure_twice_is_harmless(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    box.configure_rootfs(root, KEY)
+    box.configure_rootfs(root, KEY)
+    assert (root / "etc/initramfs-tools/initramfs.conf").read_text().count("MODULES=") == 1
+
+
+def test_box_file_name_changes_with_the_recipe(tmp_path: Path) -> None:
+    a = box.BoxSpec("labkit/trixie", "trixie", "http://deb.debian.org/debian")
+    b = box.BoxSpec("labkit/trixie", "bookworm", "http://deb.debian.org/debian")
+    assert box.box_file(tmp_path, a) != box.box_file(tmp_path, b)
+    assert box.box_file(tmp_path, a).name.startswith("labkit-trixie-trixie-amd64-")
+
+
+def test_box_vagrantfile_boots_the_shipped_kernel() -> None:
+    assert 'File.join(File.dirname(__FILE__), "vmlinuz")' in box.BOX_VAGRANTFILE
+    assert "root=/dev/vda" in box.BOX_VAGRANTFILE
+    assert "disabled: true" in box.BOX_VAGRANTFILE

@@ -1,0 +1,100 @@
+"""Each host check, with the host's facts faked (no real host is read)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from labkit import doctor
+from labkit.config import HostContext, Resolved, Route, load
+from labkit.host import HostFacts
+from tests.unit.test_config_errors import VALID, write
+
+GOOD = HostFacts(
+    system="Linux",
+    vagrant_version="2.3.4",
+    vagrant_plugins=("vagrant-libvirt",),
+    libvirt_reachable=True,
+    cpu_virt_flags=True,
+    dev_kvm=True,
+    mem_available_mib=16000,
+    cpus=8,
+    disk_free_gib=100.0,
+    python_version=(3, 11),
+    ansible_version="2.19.14",
+)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Resolved:
+    return load(write(tmp_path, VALID), HostContext())
+
+
+@pytest.fixture
+def vbox_cfg(tmp_path: Path) -> Resolved:
+    return load(write(tmp_path, VALID.replace("provider: libvirt", "provider: virtualbox")), HostContext(providers=("virtualbox",)))
+
+
+def rows(facts: HostFacts, cfg: Resolved) -> dict[str, doctor.Check]:
+    return {c.name: c for c in doctor.run_checks(facts, cfg)}
+
+
+def test_a_good_host_passes_every_check(cfg: Resolved) -> None:
+    result = rows(GOOD, cfg)
+    assert {c.status for c in result.values()} == {"ok"}, result
+    assert "virtualbox host-only range" not in result  # libvirt: not applicable
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "status", "remedy"),
+    [
+        ({"vagrant_version": None}, "vagrant", "fail", "install Vagrant"),
+        ({"vagrant_version": "2.2.19"}, "vagrant", "fail", "upgrade Vagrant"),
+        ({"vagrant_plugins": ()}, "provider libvirt", "fail", "vagrant-libvirt"),
+        ({"libvirt_reachable": False, "libvirt_error": "permission denied"}, "provider libvirt", "fail", "libvirt group"),
+        ({"dev_kvm": False}, "hardware virtualization", "fail", "libvirt.driver: qemu"),
+        ({"mem_available_mib": 4000}, "memory", "fail", "lower nodes[].memory"),
+        ({"mem_available_mib": 6000}, "memory", "warn", "swap"),
+        ({"cpus": 1}, "cpus", "fail", "≤ 1"),
+        ({"disk_free_gib": 4.0}, "disk", "fail", "free disk space"),
+        ({"routes": (Route(ipaddress.IPv4Network("192.168.56.128/25"), "eth1"),)}, "private network", "fail", "another network.cidr"),
+        ({"routes": (Route(ipaddress.IPv4Network("192.168.121.0/24"), "br0"),)}, "private network", "fail", "libvirt.management_cidr"),
+        ({"python_version": (3, 9)}, "python", "fail", "Python 3.11"),
+        ({"ansible_version": None}, "ansible", "fail", "requirements.txt"),
+        ({"ansible_version": "2.17.1"}, "ansible", "fail", "2.19.x"),
+    ],
+)
+def test_each_failure_has_a_remedy(cfg: Resolved, change: dict[str, object], check: str, status: str, remedy: str) -> None:
+    row = rows(replace(GOOD, **change), cfg)[check]
+    assert row.status == status
+    assert remedy in row.remedy
+
+
+def test_own_bridge_route_is_not_a_collision(cfg: Resolved) -> None:
+    facts = replace(GOOD, routes=(Route(ipaddress.IPv4Network("192.168.56.0/24"), "virbr1"), Route(ipaddress.IPv4Network("0.0.0.0/0"), "eth0")))
+    assert rows(facts, cfg)["private network"].status == "ok"
+
+
+def test_qemu_driver_is_a_warning(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, VALID), HostContext(has_kvm=False))
+    assert rows(replace(GOOD, dev_kvm=False), cfg)["hardware virtualization"].status == "warn"
+
+
+def test_virtualbox_checks(vbox_cfg: Resolved) -> None:
+    facts = replace(GOOD, vagrant_plugins=(), virtualbox_version="7.1.4r165100")
+    result = rows(facts, vbox_cfg)
+    assert result["provider virtualbox"].status == "ok"
+    assert result["virtualbox host-only range"].status == "ok"
+    assert rows(replace(facts, virtualbox_version=None), vbox_cfg)["provider virtualbox"].status == "fail"
+    assert rows(replace(facts, virtualbox_version="6.1.50"), vbox_cfg)["provider virtualbox"].status == "fail"
+    assert rows(replace(facts, cpu_virt_flags=False), vbox_cfg)["hardware virtualization"].status == "fail"
+
+
+def test_virtualbox_range_follows_networks_conf(vbox_cfg: Resolved) -> None:
+    facts = replace(GOOD, virtualbox_version="7.1.4", vbox_networks_conf="* 10.0.0.0/8\n")
+    row = rows(facts, vbox_cfg)["virtualbox host-only range"]
+    assert row.status == "fail"
+    assert "networks.conf" in row.remedy

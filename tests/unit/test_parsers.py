@@ -1,0 +1,66 @@
+"""Parsers of tool output, on output recorded from real runs."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from labkit.host import parse_routes, parse_vagrant_plugins
+from labkit.libvirt import box_volume_prefix, parse_vol_list
+from labkit.runner import HostRecap, parse_recap, total_changed
+from labkit.vagrant import SshEndpoint, condense, parse_ssh_config, parse_status
+
+REC = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def test_vagrant_status() -> None:
+    assert parse_status((REC / "vagrant-status.txt").read_text()) == {"node1": "running", "node2": "not_created"}
+
+
+def test_vagrant_ssh_config() -> None:
+    eps = parse_ssh_config((REC / "vagrant-ssh-config.txt").read_text())
+    assert eps["node1"] == SshEndpoint("192.168.121.150", 22, "vagrant", "/tmp/kitdev/vagrant/machines/node1/libvirt/private_key")
+    assert eps["node2"].identity_file == "/tmp/kit dev/vagrant/machines/node2/libvirt/private_key"
+
+
+def test_condense_keeps_messages_and_thins_progress() -> None:
+    raw = ["==> node1: Uploading base box image\n", "".join(f"\x1b[KProgress: {p}%\r" for p in range(0, 101)) + "\n", "==> node1: Creating image\n"]
+    out: list[str] = []
+    condense(raw, out.append)
+    assert out[0] == "==> node1: Uploading base box image"
+    assert out[-1] == "==> node1: Creating image"
+    progress = [line for line in out if "progress" in line]
+    assert progress[0].endswith("0%") and progress[-1].endswith("100%")
+    assert len(progress) == 11
+
+
+def test_ansible_recap() -> None:
+    recap = parse_recap((REC / "ansible-recap.txt").read_text().splitlines())
+    assert recap["node1"] == HostRecap(ok=11, changed=2)
+    assert recap["node2"] == HostRecap(ok=9, unreachable=1, skipped=3)
+    assert total_changed(recap) == 2
+
+
+def test_recap_ignores_lines_before_the_recap() -> None:
+    assert parse_recap(["node1 : ok=1 changed=1", "PLAY RECAP ***"]) == {}
+
+
+def test_routes_from_ip_json() -> None:
+    text = '[{"dst":"default","gateway":"192.0.2.1","dev":"eth0"},{"dst":"192.168.56.0/24","dev":"virbr1"},{"dst":"10.9.8.7","dev":"tun0"}]'
+    routes = parse_routes(text)
+    assert [(str(r.network), r.dev) for r in routes] == [("0.0.0.0/0", "eth0"), ("192.168.56.0/24", "virbr1"), ("10.9.8.7/32", "tun0")]
+    assert routes[1].network == ipaddress.IPv4Network("192.168.56.0/24")
+
+
+def test_vagrant_plugins() -> None:
+    assert parse_vagrant_plugins("vagrant-libvirt (0.11.2, system)\nvagrant-vbguest (0.32.0, global)\n  - Version Constraint: > 0\n") == ("vagrant-libvirt", "vagrant-vbguest")
+
+
+def test_virsh_vol_list() -> None:
+    text = " Name          Path\n------------------------------\n kitci-node1.img   /var/lib/libvirt/images/kitci-node1.img\n\n"
+    assert parse_vol_list(text) == ["kitci-node1.img"]
+    assert parse_vol_list(" Name   Path\n-----------\n\n") == []
+
+
+def test_box_volume_prefix() -> None:
+    assert box_volume_prefix("labkit/trixie") == "labkit-VAGRANTSLASH-trixie_vagrant_box_image"
