@@ -230,9 +230,7 @@ def build(spec: BoxSpec, cache_dir: Path, *, force: bool = False, say: Callable[
         raw.unlink()
         say(f"      done in {time.monotonic() - t2:.0f} s")
         say("[4/4] pack the box")
-        (work / "metadata.json").write_text(
-            json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()})
-        )
+        (work / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()}))
         (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
         partial = work / "out.box"
         with tarfile.open(partial, "w") as tar:

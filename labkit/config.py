@@ -175,9 +175,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep)
 
@@ -198,12 +196,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = f"{path.name} line {mark.line + 1}, column {mark.column + 1}" if mark else path.name
         raise ConfigError(
             path.name,
-            [Problem(where, _MISSING, f"malformed YAML: {exc.problem or exc.context}", "correct the YAML syntax at that line (indent with spaces, quote values that contain ': ')")],
+            [
+                Problem(
+                    where, _MISSING, f"malformed YAML: {exc.problem or exc.context}", "correct the YAML syntax at that line (indent with spaces, quote values that contain ': ')"
+                )
+            ],
         ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(path.name, [Problem(path.name, _MISSING, f"the top level is a {type(data).__name__}, not a mapping", "write `key: value` pairs at the top level, as in sandbox.yml")])
+        raise ConfigError(
+            path.name, [Problem(path.name, _MISSING, f"the top level is a {type(data).__name__}, not a mapping", "write `key: value` pairs at the top level, as in sandbox.yml")]
+        )
     return data
 
 
@@ -272,7 +276,7 @@ def _problem_from_pydantic(err: Mapping[str, Any]) -> Problem:
     if kind in ("bool_type", "bool_parsing"):
         return Problem(where, value, "must be true or false", "write true or false")
     if kind in ("string_type",):
-        return Problem(where, value, "must be a string", "quote the value, e.g. \"1.36.2\"")
+        return Problem(where, value, "must be a string", 'quote the value, e.g. "1.36.2"')
     if kind in ("list_type",):
         return Problem(where, value, "must be a list", "write it as a YAML list, one `- name: …` entry per node")
     if kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -442,7 +446,14 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
             offset = cfg.network.first_host - 1 + derived_index
             derived_index += 1
             if offset >= len(hosts):
-                problems.append(Problem(f"nodes[{i}].ip", _MISSING, f"network.cidr {net} has no room for a derived address (first_host {cfg.network.first_host})", "use a larger network.cidr or a smaller network.first_host"))
+                problems.append(
+                    Problem(
+                        f"nodes[{i}].ip",
+                        _MISSING,
+                        f"network.cidr {net} has no room for a derived address (first_host {cfg.network.first_host})",
+                        "use a larger network.cidr or a smaller network.first_host",
+                    )
+                )
                 continue
             ip = hosts[offset]
         if ip in seen_ips:
@@ -468,7 +479,14 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     for i, node in enumerate(cfg.nodes):
         need, why = max((MEMORY_MINIMUMS[layer][node.role], layer) for layer in active)
         if node.memory < need:
-            problems.append(Problem(f"nodes[{i}].memory", node.memory, f"is below the {need} MiB a {node.role} needs for the {why} layer", f"give {node.name} at least {need} (MiB), or disable that layer"))
+            problems.append(
+                Problem(
+                    f"nodes[{i}].memory",
+                    node.memory,
+                    f"is below the {need} MiB a {node.role} needs for the {why} layer",
+                    f"give {node.name} at least {need} (MiB), or disable that layer",
+                )
+            )
         if layers.kubernetes and node.role == "control-plane" and node.cpus < KUBERNETES_CONTROL_PLANE_CPUS:
             problems.append(Problem(f"nodes[{i}].cpus", node.cpus, "kubeadm needs at least 2 CPUs on the control plane", "set cpus: 2 (or more)"))
 
@@ -499,9 +517,7 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
         if key not in named:
             continue
         for route in route_collisions(named[key], host.routes):
-            problems.append(
-                Problem(key, str(named[key]), f"collides with the host route {route.network} on {route.dev}", "choose a range the host does not use (see `ip route`)")
-            )
+            problems.append(Problem(key, str(named[key]), f"collides with the host route {route.network} on {route.dev}", "choose a range the host does not use (see `ip route`)"))
     return problems, resolved
 
 
@@ -527,7 +543,14 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
     provider = _pick_provider(cfg.provider, host)
     problems, nodes = _cross_checks(cfg, provider, host)
     if cfg.box.local and provider != "libvirt":
-        problems.append(Problem("box.local", True, f"the locally built box exists for libvirt only, and the provider is {provider}", "set box.local: false and use an official box such as debian/trixie64"))
+        problems.append(
+            Problem(
+                "box.local",
+                True,
+                f"the locally built box exists for libvirt only, and the provider is {provider}",
+                "set box.local: false and use an official box such as debian/trixie64",
+            )
+        )
     if problems:
         raise ConfigError(source, problems)
     driver = cfg.libvirt.driver

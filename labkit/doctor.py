@@ -53,7 +53,10 @@ def check_provider(facts: HostFacts, cfg: Resolved) -> Check:
     if cfg.provider == "libvirt":
         if "vagrant-libvirt" not in facts.vagrant_plugins:
             return Check(
-                "provider libvirt", "fail", "the vagrant-libvirt plugin is missing", "`sudo apt install vagrant-libvirt libvirt-daemon-system` (or `vagrant plugin install vagrant-libvirt`)"
+                "provider libvirt",
+                "fail",
+                "the vagrant-libvirt plugin is missing",
+                "`sudo apt install vagrant-libvirt libvirt-daemon-system` (or `vagrant plugin install vagrant-libvirt`)",
             )
         if not facts.libvirt_reachable:
             return Check(
@@ -74,10 +77,18 @@ def check_virtualization(facts: HostFacts, cfg: Resolved) -> Check:
     if cfg.provider == "libvirt":
         if cfg.libvirt_driver == "qemu":
             return Check(
-                "hardware virtualization", "warn", "libvirt driver is qemu: software emulation, about 5x slower", "enable VT-x/AMD-V in the firmware and use libvirt.driver: kvm (or auto) for speed"
+                "hardware virtualization",
+                "warn",
+                "libvirt driver is qemu: software emulation, about 5x slower",
+                "enable VT-x/AMD-V in the firmware and use libvirt.driver: kvm (or auto) for speed",
             )
         if not facts.dev_kvm:
-            return Check("hardware virtualization", "fail", "/dev/kvm is missing but libvirt.driver is kvm", "enable VT-x/AMD-V in the firmware and load kvm_intel/kvm_amd, or set libvirt.driver: qemu (slow)")
+            return Check(
+                "hardware virtualization",
+                "fail",
+                "/dev/kvm is missing but libvirt.driver is kvm",
+                "enable VT-x/AMD-V in the firmware and load kvm_intel/kvm_amd, or set libvirt.driver: qemu (slow)",
+            )
         return Check("hardware virtualization", "ok", "/dev/kvm present")
     if not facts.cpu_virt_flags and facts.system == "Linux":
         return Check("hardware virtualization", "fail", "the CPU shows no vmx/svm flag", "enable VT-x/AMD-V in the firmware settings")

@@ -88,8 +88,7 @@ def playbook(
     lines: list[str] = []
     with subprocess.Popen(argv, cwd=root, env=ansible_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in proc.stdout or ():
                 line = line.rstrip("\n")
                 lines.append(line)
                 emit(line)

@@ -109,12 +109,9 @@ class Vagrant:
     def stream(self, *args: str, emit: Callable[[str], None] = print, extra_env: Mapping[str, str] | None = None) -> None:
         """Run a long vagrant command, echoing condensed output; Ctrl-C stops it cleanly."""
         env = {**self.env, **(extra_env or {})}
-        with subprocess.Popen(
-            self._argv(*args), cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        ) as proc:
+        with subprocess.Popen(self._argv(*args), cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
             try:
-                assert proc.stdout is not None
-                condense(proc.stdout, emit)
+                condense(proc.stdout or (), emit)
                 code = proc.wait()
             except KeyboardInterrupt:
                 # Vagrant got the same SIGINT and is cleaning up: let it finish.

@@ -95,7 +95,7 @@ def test_every_task_is_documented() -> None:
             yield from walk(sub)
 
     for t in walk(namespace):
-        assert (t.__doc__ or t.body.__doc__), t.name
+        assert t.__doc__ or t.body.__doc__, t.name
         params = [p for p in t.body.__code__.co_varnames[1 : t.body.__code__.co_argcount]]
         for p in params:
             assert p in t.help, f"{t.name}: no help for --{p}"
