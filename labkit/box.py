@@ -68,6 +68,10 @@ Vagrant.configure("2") do |config|
 end
 """
 
+# Let every user ping (ICMP datagram sockets), as on a stock Debian install: the
+# image's files carry no capabilities, so ping cannot fall back to a raw socket.
+PING_SYSCTL = "net.ipv4.ping_group_range = 0 2147483647\n"
+
 FIRST_BOOT_UNIT = """\
 [Unit]
 Description=Generate this machine's own SSH host keys (labkit box)
@@ -103,6 +107,7 @@ class BoxSpec:
                 "cmdline": KERNEL_CMDLINE,
                 "vagrantfile": BOX_VAGRANTFILE,
                 "unit": FIRST_BOOT_UNIT,
+                "sysctl": PING_SYSCTL,
                 "disk": DISK_GIB,
                 "format": 2,
             },
@@ -151,6 +156,7 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
     text = conf.read_text() if conf.exists() else ""
     lines = [ln for ln in text.splitlines() if not ln.startswith("MODULES=")]
     _write(conf, "\n".join([*lines, "MODULES=list"]) + "\n")
+    _write(root / "etc/sysctl.d/60-labkit-ping.conf", PING_SYSCTL)
     _write(root / "etc/sudoers.d/vagrant", "vagrant ALL=(ALL) NOPASSWD: ALL\n", 0o440)
     _write(root / "etc/ssh/sshd_config.d/labkit.conf", "UseDNS no\nPasswordAuthentication no\n")
     _write(root / "etc/systemd/system/labkit-ssh-hostkeys.service", FIRST_BOOT_UNIT)

@@ -170,10 +170,11 @@ def _bin(name: str) -> str:
 
 @task
 def lint(c: Context) -> None:
-    """Static checks: ruff, yamllint, ansible-lint (production profile), playbook syntax, vagrant validate."""
+    """Static checks: ruff, yamllint, shellcheck, ansible-lint (production profile), playbook syntax, vagrant validate."""
     _run(c, [_bin("ruff"), "check", "."])
     _run(c, [_bin("ruff"), "format", "--check", "."])
     _run(c, [_bin("yamllint"), "--strict", "."])
+    _run(c, ["shellcheck", "kit", ".ci/run", *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").iterdir()))])
     _run(c, [_bin("ansible-lint")], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _run(c, [_bin("ansible-playbook"), "--syntax-check", "-i", "tests/fixtures/inventory.yml", "playbooks/site.yml"], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _vagrant_validate(c)
@@ -202,7 +203,7 @@ def unit(c: Context) -> None:
 def vm_suite(c: Context, keep: bool = False) -> None:
     """End-to-end on real VMs: build the box, boot the 2-node CI cluster, re-run, destroy (needs root)."""
     env = {"LABKIT_E2E_KEEP": "1"} if keep else {}
-    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-m", "vm", "tests/e2e"], **env)
+    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-p", "no:cacheprovider", "-m", "vm", "tests/e2e"], **env)
 
 
 @task(help={"vm": "Also run the end-to-end suite on real VMs (root; libvirt started in a network namespace if not running)."})

@@ -19,6 +19,7 @@ from labkit.errors import KitError
 from labkit.proc import require
 
 _PROGRESS = re.compile(r"(\x1b\[K)?Progress: (\d+)%")
+_RUBY_FRAME = re.compile(r"^\s*/\S+\.rb:\d+:in ")
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,18 @@ def parse_ssh_config(text: str) -> dict[str, SshEndpoint]:
 
 
 def condense(lines: Sequence[str] | object, emit: Callable[[str], None]) -> None:
-    """Echo Vagrant's output, replacing runs of ``Progress: N%`` with one line per 10 %."""
+    """Echo Vagrant's output, replacing runs of ``Progress: N%`` with one line per 10 %
+    and Ruby backtraces with one line (the error message itself is kept)."""
     last = -10
+    frames = 0
     for raw in lines:  # type: ignore[attr-defined]
         for piece in str(raw).replace("\r", "\n").splitlines():
+            if _RUBY_FRAME.match(piece):
+                frames += 1
+                continue
+            if frames:
+                emit(f"    ({frames} lines of Ruby backtrace hidden)")
+                frames = 0
             m = _PROGRESS.search(piece)
             if m:
                 pct = int(m.group(2))
@@ -78,6 +87,8 @@ def condense(lines: Sequence[str] | object, emit: Callable[[str], None]) -> None
             clean = piece.replace("\x1b[K", "")
             if clean.strip():
                 emit(clean)
+    if frames:
+        emit(f"    ({frames} lines of Ruby backtrace hidden)")
 
 
 class Vagrant:

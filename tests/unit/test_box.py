@@ -33,6 +33,7 @@ def test_root_fs_becomes_a_vagrant_base_box(tmp_path: Path) -> None:
     assert stat.S_IMODE((root / "etc/sudoers.d/vagrant").stat().st_mode) == 0o440
     assert "iface eth0 inet dhcp" in (root / "etc/network/interfaces").read_text()
     assert (root / "etc/fstab").read_text().startswith("LABEL=root\t/\text4")
+    assert "ping_group_range = 0 2147483647" in (root / "etc/sysctl.d/60-labkit-ping.conf").read_text()
 
 
 def test_clones_do_not_share_identity(tmp_path: Path) -> None:

@@ -34,6 +34,17 @@ def test_condense_keeps_messages_and_thins_progress() -> None:
     assert len(progress) == 11
 
 
+def test_condense_hides_ruby_backtraces_but_keeps_the_error() -> None:
+    raw = [
+        "/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/lib/vagrant/action/warden.rb:48:in `call'\n",
+        "/usr/share/rubygems-integration/all/gems/vagrant-2.3.4/lib/vagrant/action/builder.rb:180:in `call'\n",
+        "Error while activating network: Call to virNetworkCreate failed: internal error: Network is already in use by interface virbr1.\n",
+    ]
+    out: list[str] = []
+    condense(raw, out.append)
+    assert out == ["    (2 lines of Ruby backtrace hidden)", raw[2].strip()]
+
+
 def test_ansible_recap() -> None:
     recap = parse_recap((REC / "ansible-recap.txt").read_text().splitlines())
     assert recap["node1"] == HostRecap(ok=11, changed=2)

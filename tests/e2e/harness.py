@@ -1,0 +1,67 @@
+"""The VM suite's harness: run `./kit` for the CI cluster and record phase times.
+
+A module of its own (not conftest.py) so the tests and the conftest share one TIMINGS.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMINGS: list[tuple[str, float]] = []
+
+
+@dataclass
+class Cluster:
+    """Runs `./kit` commands for the CI cluster (inside the namespace when there is one)."""
+
+    env: dict[str, str]
+    netns: str | None
+    state_dir: Path
+    log: list[str] = field(default_factory=list)
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns] if self.netns else []
+
+    def kit(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [*self.prefix(), sys.executable, "-m", "labkit", *args]
+        print(f"\n$ {shlex.join(argv)}", flush=True)
+        start = time.monotonic()
+        # Stream the output (CI logs show progress) and keep it for the assertions.
+        out: list[str] = []
+        with subprocess.Popen(argv, cwd=ROOT, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+            err_lines: list[str] = []
+            reader = threading.Thread(target=lambda: err_lines.extend(child.stderr or ()), daemon=True)
+            reader.start()
+            # A hung VM step is killed at its (generous) limit rather than retried.
+            timer = threading.Timer(timeout, child.kill)
+            timer.start()
+            for line in child.stdout or ():
+                out.append(line)
+                print(line, end="", flush=True)
+            child.wait()
+            timer.cancel()
+            reader.join(timeout=10)
+        if child.returncode < 0 and time.monotonic() - start >= timeout:
+            pytest.fail(f"`kit {' '.join(args)}` did not finish within {timeout:.0f} s and was killed")
+        proc = subprocess.CompletedProcess(argv, child.returncode, "".join(out), "".join(err_lines))
+        print(proc.stderr, flush=True)
+        print(f"[{time.monotonic() - start:.1f} s] exit {proc.returncode}", flush=True)
+        if check and proc.returncode != 0:
+            pytest.fail(f"`kit {' '.join(args)}` failed with exit {proc.returncode}:\n{proc.stderr[-3000:]}")
+        return proc
+
+    def virsh(self, *args: str) -> str:
+        return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def record(name: str, seconds: float) -> None:
+    TIMINGS.append((name, seconds))
