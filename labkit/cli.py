@@ -154,6 +154,75 @@ def build(c: Context, force: bool = False) -> None:
     kit().build_box(force=force)
 
 
+# ---------------------------------------------------------------------- cache
+
+
+@task(help={"all_arches": "Fetch for amd64 and arm64 (an instructor preparing mixed laptops).", "jobs": "Parallel downloads (default 4)."})
+@friendly
+def fetch(c: Context, all_arches: bool = False, jobs: int = 4) -> None:
+    """Fill the artifact cache on a connected machine: only what is missing, resumable, checksum-verified, in parallel."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from labkit import cache as cache_mod
+
+    k = kit()
+    items = k.cache_items(["amd64", "arm64"] if all_arches else None)
+    cache_dir = k.resolve().cache_dir
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
+        tasks = {id(i): bar.add_task(f"{i.name} {i.version} {i.arch}", total=None) for i in items}
+        errors = cache_mod.fetch(
+            cache_dir,
+            items,
+            jobs=jobs,
+            progress=lambda item, n: bar.advance(tasks[id(item)], n),
+            done=lambda item, msg: bar.update(tasks[id(item)], description=f"{item.name} {item.version} {item.arch}: {msg}", total=1, completed=1),
+        )
+    if errors:
+        raise KitError("some artifacts could not be fetched:\n" + "\n".join(f"  - {e}" for e in errors))
+    _say(f"✓ the cache in {cache_dir} holds all {len(items)} artifact(s)")
+
+
+@task(name="status")
+@friendly
+def cache_status(c: Context) -> None:
+    """List every artifact the config needs: present, missing or corrupt (non-zero exit unless all present)."""
+    from labkit import cache as cache_mod
+
+    k = kit()
+    cache_dir = k.resolve().cache_dir
+    table = Table("artifact", "version", "arch", "state", "path")
+    rows = cache_mod.status(cache_dir, k.cache_items())
+    marks = {"present": "[green]present[/]", "missing": "[yellow]missing[/]", "corrupt": "[red]corrupt[/]"}
+    for item, state in rows:
+        table.add_row(item.name + (" (stand-in)" if item.standin else ""), item.version, item.arch, marks[state], str(item.relpath()))
+    console.print(table)
+    bad = [item for item, state in rows if state != "present"]
+    if bad:
+        raise Exit(f"✗ {len(bad)} artifact(s) missing or corrupt: run `./kit cache.fetch` (or `./kit cache.add FILE`)", code=1)
+
+
+@task(help={"file": "A file downloaded another way (USB stick, another machine)."})
+@friendly
+def add(c: Context, file: str) -> None:
+    """Put FILE into the cache after checking it has the checksum of an artifact the config needs."""
+    from labkit import cache as cache_mod
+
+    k = kit()
+    item = cache_mod.add(k.resolve().cache_dir, k.cache_items(["amd64", "arm64"]), Path(file))
+    _say(f"✓ added {item.name} {item.version} ({item.arch})")
+
+
+@task
+@friendly
+def pin(c: Context) -> None:
+    """(Maintainers, connected machine) fill in `sha256: null` in labkit/artifacts.yml from the upstream checksum files."""
+    from labkit import cache as cache_mod
+
+    errors = cache_mod.pin(cache_mod.MANIFEST, say=_say)
+    if errors:
+        raise KitError("some checksums could not be pinned:\n" + "\n".join(f"  - {e}" for e in errors))
+
+
 # ---------------------------------------------------------------------- tests
 
 
@@ -217,6 +286,7 @@ def everything(c: Context, vm: bool = False) -> None:
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig)
 namespace.add_collection(Collection("box", build))
+namespace.add_collection(Collection("cache", fetch, cache_status, add, pin))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)

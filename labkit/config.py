@@ -108,6 +108,8 @@ class Versions(_Strict):
 
 class Cache(_Strict):
     dir: Path = Path(".cache/artifacts")
+    # Extra manifests merged over labkit/artifacts.yml (CI's stand-ins), relative to this file.
+    overlays: list[Path] = []
 
 
 class Libvirt(_Strict):
@@ -363,6 +365,10 @@ class Resolved:
         d = self.config.cache.dir
         return d if d.is_absolute() else self.root / d
 
+    @property
+    def overlays(self) -> list[Path]:
+        return [p if p.is_absolute() else self.root / p for p in self.config.cache.overlays]
+
     def enabled_layers(self) -> list[str]:
         return [layer for layer in LAYERS if getattr(self.config.layers, layer)]
 
@@ -385,7 +391,7 @@ class Resolved:
             },
             "layers": cfg.layers.model_dump(),
             "versions": cfg.versions.model_dump(),
-            "cache": {"dir": str(self.cache_dir)},
+            "cache": {"dir": str(self.cache_dir), "overlays": [str(p) for p in self.overlays]},
             "libvirt": {
                 "driver": self.libvirt_driver,
                 "management_cidr": str(cfg.libvirt.management_cidr),

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit import box, host, inventory, runner
+from labkit import box, cache, host, inventory, runner
 from labkit.config import Resolved, load
 from labkit.doctor import Check, run_checks
 from labkit.errors import KitError
 from labkit.vagrant import Vagrant
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def host_arch() -> str:
+    """The Debian name of this machine's architecture (the VMs run the same)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -94,6 +101,17 @@ class Kit:
 
     def doctor(self) -> list[Check]:
         return run_checks(host.gather(self.state_dir), self.resolve())
+
+    # ----------------------------------------------------------------- cache
+    def cache_items(self, arches: Sequence[str] | None = None) -> list[cache.Item]:
+        """What the enabled layers need from the cache, for the nodes' architecture (or ``arches``)."""
+        resolved = self.resolve()
+        manifest = cache.load_manifest([cache.MANIFEST, *resolved.overlays])
+        versions = resolved.config.versions.model_dump()
+        items: list[cache.Item] = []
+        for arch in arches or [host_arch()]:
+            items += cache.plan(manifest, versions, resolved.enabled_layers(), arch)
+        return items
 
     # ----------------------------------------------------------------- box
     def box_spec(self, resolved: Resolved) -> box.BoxSpec:

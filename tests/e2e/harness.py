@@ -31,8 +31,10 @@ class Cluster:
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns] if self.netns else []
 
-    def kit(self, *args: str, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [*self.prefix(), sys.executable, "-m", "labkit", *args]
+    def kit(self, *args: str, timeout: float = 1800, check: bool = True, host_network: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run `./kit ARGS` inside the namespace, or on the host's network (`host_network`:
+        for steps that download from Debian's mirror, such as box.build)."""
+        argv = [*([] if host_network else self.prefix()), sys.executable, "-m", "labkit", *args]
         print(f"\n$ {shlex.join(argv)}", flush=True)
         start = time.monotonic()
         # Stream the output (CI logs show progress) and keep it for the assertions.

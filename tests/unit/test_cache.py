@@ -1,0 +1,226 @@
+"""The artifact cache: plan from the config, fetch (resume, verify, parallel), status, add.
+Downloads go to a small HTTP server on loopback that this test starts."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import yaml
+
+from labkit import cache
+from labkit.errors import KitError
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+OTHER = b"another artifact\n" * 1000
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from `files` (a class attribute) with HTTP Range support, and logs requests."""
+
+    files: ClassVar[dict[str, bytes]] = {}
+    log: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        body = self.files.get(self.path)
+        self.log.append((self.path, self.headers.get("Range")))
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    RangeHandler.files = {"/c/containerd-2.2.9-linux-amd64.tar.gz": PAYLOAD, "/k/kubeadm": OTHER, "/bad/runc.amd64": b"tampered"}
+    RangeHandler.log = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest(base: str, tmp_path: Path) -> cache.Manifest:
+    data = {
+        "artifacts": {
+            "containerd": {
+                "kind": "archive",
+                "layer": "node",
+                "version_key": "containerd",
+                "versions": {"2.2.9": {"amd64": {"url": f"{base}/c/containerd-2.2.9-linux-amd64.tar.gz", "sha256": sha(PAYLOAD)}}},
+            },
+            "kubeadm": {
+                "kind": "file",
+                "layer": "kubernetes",
+                "version_key": "kubernetes",
+                "versions": {"1.36.5": {"amd64": {"url": f"{base}/k/kubeadm", "sha256": sha(OTHER)}}},
+            },
+            "runc": {
+                "kind": "file",
+                "layer": "node",
+                "version": "1.3.6",
+                "versions": {"1.3.6": {"all": {"url": f"{base}/bad/runc.amd64", "sha256": sha(b"the real runc")}}},
+            },
+        }
+    }
+    path = tmp_path / "m.yml"
+    path.write_text(yaml.safe_dump(data))
+    return cache.load_manifest([path])
+
+
+VERSIONS = {"containerd": "2.2.9", "kubernetes": "1.36.5"}
+
+
+def test_plan_follows_config_versions_and_layers(server: str, tmp_path: Path) -> None:
+    m = manifest(server, tmp_path)
+    assert [i.name for i in cache.plan(m, VERSIONS, [])] == ["containerd", "runc"]
+    items = cache.plan(m, VERSIONS, ["kubernetes"])
+    assert [(i.name, i.version) for i in items] == [("containerd", "2.2.9"), ("kubeadm", "1.36.5"), ("runc", "1.3.6")]
+    assert items[0].relpath() == Path("files/containerd/2.2.9/amd64/containerd-2.2.9-linux-amd64.tar.gz")
+
+
+def test_plan_refuses_a_version_without_checksum(server: str, tmp_path: Path) -> None:
+    with pytest.raises(KitError, match=r"no usable pinned checksum for:\n  - containerd 2\.3\.0 \(the manifest has 2\.2\.9\)"):
+        cache.plan(manifest(server, tmp_path), {**VERSIONS, "containerd": "2.3.0"}, [])
+
+
+def test_plan_refuses_a_missing_architecture(server: str, tmp_path: Path) -> None:
+    with pytest.raises(KitError, match=r"containerd 2\.2\.9 for arm64"):
+        cache.plan(manifest(server, tmp_path), VERSIONS, [], arch="arm64")
+
+
+def test_fetch_downloads_verifies_and_reports_bad_checksums(server: str, tmp_path: Path) -> None:
+    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    seen: dict[str, str] = {}
+    errors = cache.fetch(tmp_path / "c", items, jobs=3, done=lambda item, msg: seen.__setitem__(item.name, msg))
+    assert seen == {"containerd": "fetched", "kubeadm": "fetched", "runc": "failed"}
+    assert len(errors) == 1 and "runc: checksum mismatch" in errors[0]
+    states = {i.name: s for i, s in cache.status(tmp_path / "c", items)}
+    assert states == {"containerd": "present", "kubeadm": "present", "runc": "missing"}
+    assert not list((tmp_path / "c").rglob("*.part"))
+
+
+def test_fetch_only_downloads_what_is_missing(server: str, tmp_path: Path) -> None:
+    items = cache.plan(manifest(server, tmp_path), VERSIONS, [])[:1]
+    cache.fetch(tmp_path / "c", items)
+    RangeHandler.log.clear()
+    cache.fetch(tmp_path / "c", items)
+    assert RangeHandler.log == []
+
+
+def test_fetch_resumes_a_partial_download(server: str, tmp_path: Path) -> None:
+    item = cache.plan(manifest(server, tmp_path), VERSIONS, [])[0]
+    target = tmp_path / "c" / item.relpath()
+    target.parent.mkdir(parents=True)
+    target.with_name(target.name + ".part").write_bytes(PAYLOAD[:300_000])
+    assert cache.fetch(tmp_path / "c", [item]) == []
+    assert RangeHandler.log == [("/c/containerd-2.2.9-linux-amd64.tar.gz", "bytes=300000-")]
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_corrupt_artifact_is_reported_and_blocks_provisioning(server: str, tmp_path: Path) -> None:
+    item = cache.plan(manifest(server, tmp_path), VERSIONS, [])[0]
+    cache.fetch(tmp_path / "c", [item])
+    path = tmp_path / "c" / item.relpath()
+    path.write_bytes(PAYLOAD[:-1] + b"X")
+    assert cache.status(tmp_path / "c", [item]) == [(item, "corrupt")]
+    with pytest.raises(KitError, match=r"containerd 2\.2\.9 \(amd64\): corrupt .*cache\.fetch"):
+        cache.require_complete(tmp_path / "c", [item])
+    assert cache.fetch(tmp_path / "c", [item]) == []  # a corrupt file is fetched again
+    assert cache.status(tmp_path / "c", [item]) == [(item, "present")]
+
+
+def test_add_places_a_file_by_its_checksum(server: str, tmp_path: Path) -> None:
+    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    f = tmp_path / "downloaded-elsewhere"
+    f.write_bytes(OTHER)
+    assert cache.add(tmp_path / "c", items, f).name == "kubeadm"
+    assert (tmp_path / "c" / "files/kubeadm/1.36.5/amd64/kubeadm").read_bytes() == OTHER
+
+
+def test_add_refuses_a_file_with_the_wrong_checksum(server: str, tmp_path: Path) -> None:
+    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    f = tmp_path / "kubeadm"
+    f.write_bytes(b"not kubeadm")
+    with pytest.raises(KitError, match=r"kubeadm does not match the pinned checksum of kubeadm 1\.36\.5"):
+        cache.add(tmp_path / "c", items, f)
+
+
+def test_manifest_rejects_a_malformed_checksum(tmp_path: Path) -> None:
+    path = tmp_path / "m.yml"
+    path.write_text(
+        yaml.safe_dump({"artifacts": {"x": {"kind": "file", "layer": "node", "version": "1", "versions": {"1": {"amd64": {"url": "https://e.test/x", "sha256": "abc"}}}}}})
+    )
+    with pytest.raises(KitError, match=r"artifacts\.x\.versions\.1\.amd64\.sha256"):
+        cache.load_manifest([path])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"{'a' * 64}  containerd-2.2.9-linux-amd64.tar.gz\n", "a" * 64),
+        (f"{'b' * 64}\n", "b" * 64),
+        (f"{'c' * 64}  runc.arm64\n{'d' * 64}  runc.amd64\n", "d" * 64),
+        (f"{'e' * 64} *./dist/runc.amd64\n", "e" * 64),
+        (f"{'c' * 64}  runc.arm64\n{'d' * 64}  runc.s390x\n", None),
+        ("not a checksum\n", None),
+    ],
+)
+def test_parse_upstream_checksum_files(text: str, expected: str | None) -> None:
+    name = "containerd-2.2.9-linux-amd64.tar.gz" if "containerd" in text else "runc.amd64"
+    assert cache.parse_checksum_file(text, name) == expected
+
+
+def test_pin_fills_checksums_from_upstream_files(server: str, tmp_path: Path) -> None:
+    RangeHandler.files["/c/containerd.sha256sum"] = f"{sha(PAYLOAD)}  containerd-2.2.9-linux-amd64.tar.gz\n".encode()
+    path = tmp_path / "m.yml"
+    path.write_text(
+        'artifacts:\n  containerd:\n    kind: archive\n    layer: node\n    version_key: containerd\n    versions:\n      "2.2.9":\n'
+        f'        amd64: {{url: "{server}/c/containerd-2.2.9-linux-amd64.tar.gz", sha256: null, checksum_url: "{server}/c/containerd.sha256sum"}}\n'
+        f'        arm64: {{url: "{server}/c/containerd-2.2.9-linux-arm64.tar.gz", sha256: null, checksum_url: "{server}/c/missing.sha256"}}\n'
+    )
+    with pytest.raises(KitError, match="not pinned yet"):
+        cache.plan(cache.load_manifest([path]), VERSIONS, [])
+    errors = cache.pin(path, say=lambda _: None)
+    assert len(errors) == 1 and "arm64: cannot read" in errors[0]
+    item = cache.plan(cache.load_manifest([path]), VERSIONS, [])[0]
+    assert item.sha256 == sha(PAYLOAD)
+
+
+def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
+    from labkit.config import HostContext, load
+
+    root = Path(__file__).resolve().parents[2]
+    resolved = load(root / "sandbox.yml", HostContext())
+    m = cache.load_manifest([cache.MANIFEST])
+    for name, art in m.artifacts.items():
+        version = resolved.config.versions.model_dump().get(art.version_key) if art.version_key else art.version
+        assert version in art.versions, f"{name}: no entry for {version}"
+        assert set(art.versions[version]) >= {"amd64", "arm64"}, name
