@@ -74,4 +74,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("VM suite: time per phase")
     for name, secs in TIMINGS:
-        terminalreporter.write_line(f"  {name:<44} {secs:8.1f} s")
+        terminalreporter.write_line(f"  {name:<44} {secs:8.1f} s" if secs is not None else f"  {name}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMINGS: list[tuple[str, float]] = []
+TIMINGS: list[tuple[str, float | None]] = []
 
 
 @dataclass
@@ -65,5 +65,6 @@ class Cluster:
         return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True, check=True, timeout=60).stdout
 
 
-def record(name: str, seconds: float) -> None:
+def record(name: str, seconds: float | None) -> None:
+    """Note a phase time (or, with ``None``, a line of its own such as a ratio)."""
     TIMINGS.append((name, seconds))

@@ -66,7 +66,7 @@ def test_second_up_changes_nothing(cluster: Cluster) -> None:
     summary = json.loads((cluster.state_dir / "last-run.json").read_text())
     assert summary["changed"] == 0, summary["recap"]
     first_total = sum(p["seconds"] for p in first["phases"])
-    record(f"  re-run / first run = {again / first_total:.0%}", 0.0)
+    record(f"  second up / first up = {again / first_total:.0%}", None)
 
 
 def test_destroy_leaves_no_domain_volume_or_network(cluster: Cluster) -> None:
