@@ -223,6 +223,28 @@ def pin(c: Context) -> None:
         raise KitError("some checksums could not be pinned:\n" + "\n".join(f"  - {e}" for e in errors))
 
 
+@task(name="lock-debs", help={"suite": "Debian suite of the nodes (default: the box's suite)."})
+@friendly
+def lock_debs(c: Context, suite: str | None = None) -> None:
+    """(Maintainers) pin the Debian packages the roles install, with dependencies and checksums, in labkit/artifacts-debs.yml."""
+    from labkit import debs
+
+    resolved = kit().resolve()
+    debs.lock(suite or resolved.config.box.suite, ["amd64", "arm64"], mirror=resolved.config.box.mirror, say=_say)
+
+
+@task(help={"out": "Folder for the stand-ins and their overlay manifest (default: <cache>/standins)."})
+@friendly
+def standins(c: Context, out: str | None = None) -> None:
+    """(CI only) build stand-ins for containerd 2.x, runc and the CNI plugins from Debian's packages, with an overlay manifest."""
+    from labkit import debs
+
+    resolved = kit().resolve()
+    target = Path(out) if out else resolved.cache_dir / "standins"
+    path = debs.build_standins(target, resolved.config.versions.model_dump(), mirror=resolved.config.box.mirror, say=_say)
+    _say(f"✓ overlay manifest: {path} (list it under cache.overlays in the config that uses the stand-ins)")
+
+
 # ---------------------------------------------------------------------- tests
 
 
@@ -286,7 +308,7 @@ def everything(c: Context, vm: bool = False) -> None:
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig)
 namespace.add_collection(Collection("box", build))
-namespace.add_collection(Collection("cache", fetch, cache_status, add, pin))
+namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)

@@ -106,7 +106,7 @@ class Kit:
     def cache_items(self, arches: Sequence[str] | None = None) -> list[cache.Item]:
         """What the enabled layers need from the cache, for the nodes' architecture (or ``arches``)."""
         resolved = self.resolve()
-        manifest = cache.load_manifest([cache.MANIFEST, *resolved.overlays])
+        manifest = cache.load_manifest([cache.MANIFEST, cache.DEBS_MANIFEST, *resolved.overlays])
         versions = resolved.config.versions.model_dump()
         items: list[cache.Item] = []
         for arch in arches or [host_arch()]:

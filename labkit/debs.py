@@ -1,0 +1,244 @@
+"""Debian packages for the nodes, pinned with Debian's own checksums, and CI's stand-ins.
+
+``lock()`` resolves the packages the roles install (``*_packages`` in the roles'
+defaults) with their dependencies against a Debian suite, and writes
+``labkit/artifacts-debs.yml``: one artifact per package with its pool URL and the
+sha256 from the suite's Packages index (which apt verifies against the signed Release
+file).  The host serves them to the guests as a flat apt repository.
+
+``build_standins()`` is for CI only, where upstream release files cannot be downloaded:
+it takes containerd 2.x, runc and the CNI plugins from Debian's .debs and repacks them
+in the layout of the upstream release files, writing an overlay manifest with their
+own checksums.  They are **stand-ins**, marked so everywhere they appear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from labkit.errors import KitError
+from labkit.proc import require, run
+
+LOCK = Path(__file__).with_name("artifacts-debs.yml")
+ROLES = Path(__file__).resolve().parent.parent / "roles"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Deb:
+    package: str
+    version: str
+    arch: str
+    filename: str  # pool path
+    sha256: str
+    size: int
+    control: str  # the Packages paragraph (for the repository index)
+
+
+class AptTree:
+    """A private apt configuration for one suite and architecture (host's apt untouched)."""
+
+    def __init__(self, work: Path, suite: str, arch: str, mirror: str = DEFAULT_MIRROR):
+        self.work, self.suite, self.arch, self.mirror = work, suite, arch, mirror
+        for sub in ("lists/partial", "cache/archives/partial"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        (work / "sources.list").write_text(f"deb [arch={arch}] {mirror} {suite} main\n")
+
+    def opts(self) -> list[str]:
+        w = self.work
+        return [
+            f"-oDir::Etc::SourceList={w / 'sources.list'}",
+            "-oDir::Etc::SourceParts=/dev/null",
+            f"-oDir::State::Lists={w / 'lists'}",
+            f"-oDir::Cache={w / 'cache'}",
+            "-oDir::State::status=/dev/null",
+            f"-oAPT::Architecture={self.arch}",
+            f"-oAPT::Architectures={self.arch}",
+        ]
+
+    def update(self) -> None:
+        require("apt-get", "Package pinning runs on a Debian or Ubuntu host.")
+        run(["apt-get", *self.opts(), "update"], capture=True, what=f"apt-get update ({self.suite} {self.arch})")
+
+    def _cache(self, *args: str) -> str:
+        return run(["apt-cache", *self.opts(), *args], capture=True, what=f"apt-cache {' '.join(args[:2])}").stdout
+
+    def closure(self, packages: Iterable[str]) -> list[str]:
+        """The packages and their recursive Depends/PreDepends, minus those every Debian has."""
+        out = self._cache("depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *packages)
+        names = sorted({line.strip() for line in out.splitlines() if line and not line.startswith(" ") and not line.startswith("<")})
+        return [n for n in names if n]
+
+    def describe(self, package: str) -> Deb | None:
+        text = self._cache("show", "--no-all-versions", package)
+        para = text.strip().split("\n\n")[0]
+        fields = dict(re.findall(r"^([\w-]+): (.*)$", para, re.MULTILINE))
+        if fields.get("Priority") == "required" or "Filename" not in fields:
+            return None  # in every Debian system (or virtual): no need to serve it
+        return Deb(fields["Package"], fields["Version"], fields["Architecture"], fields["Filename"], fields["SHA256"], int(fields["Size"]), para + "\n")
+
+
+def role_packages(roles_dir: Path = ROLES) -> list[str]:
+    """Every `<role>_packages` list in the roles' defaults: the one place packages are named."""
+    wanted: set[str] = set()
+    for defaults in sorted(roles_dir.glob("*/defaults/main.yml")):
+        data = yaml.safe_load(defaults.read_text()) or {}
+        for key, value in data.items():
+            if key.endswith("_packages") and isinstance(value, list):
+                wanted.update(str(v) for v in value)
+    return sorted(wanted)
+
+
+def lock(suite: str, arches: Sequence[str], *, mirror: str = DEFAULT_MIRROR, target: Path = LOCK, say: Callable[[str], None] = print) -> int:
+    """Resolve the roles' packages for ``suite`` and write the pinned deb manifest."""
+    packages = role_packages()
+    artifacts: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory(prefix="labkit-apt-") as tmp:
+        for arch in arches:
+            tree = AptTree(Path(tmp) / arch, suite, arch, mirror)
+            tree.update()
+            for name in tree.closure(packages):
+                deb = tree.describe(name)
+                if deb is None:
+                    continue
+                entry = artifacts.setdefault(
+                    f"deb-{deb.package}", {"kind": "deb", "layer": "node", "version": deb.version, "description": f"Debian {suite} package", "versions": {deb.version: {}}}
+                )
+                per_version = entry["versions"]  # type: ignore[index]
+                if deb.version not in per_version:  # an arch-specific version differs: keep the first
+                    continue
+                key = "all" if deb.arch == "all" else arch
+                per_version[deb.version][key] = {"url": f"{mirror}/{deb.filename}", "sha256": deb.sha256}
+    header = (
+        f"# Generated by `./kit cache.lock-debs` from Debian {suite}: do not edit by hand.\n"
+        f"# The packages the roles install ({', '.join(packages)}) and their dependencies,\n"
+        "# minus what every Debian system has, with the sha256 of Debian's Packages index.\n"
+    )
+    target.write_text(header + yaml.safe_dump({"artifacts": dict(sorted(artifacts.items()))}, sort_keys=False, width=200))
+    say(f"pinned {len(artifacts)} package(s) for {', '.join(arches)} in {target}")
+    return len(artifacts)
+
+
+# --------------------------------------------------------------------------- repository index
+
+
+def _ar_members(data: bytes) -> dict[str, bytes]:
+    """The members of an `ar` archive (the .deb container format)."""
+    if not data.startswith(b"!<arch>\n"):
+        raise KitError("not a Debian package (no ar header)")
+    members, pos = {}, 8
+    while pos + 60 <= len(data):
+        header = data[pos : pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        members[name] = data[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)
+    return members
+
+
+def control_of(deb_path: Path) -> str:
+    """The control paragraph of a .deb, read with Python only (hosts need not be Debian)."""
+    members = _ar_members(deb_path.read_bytes())
+    name = next((m for m in members if m.startswith("control.tar")), None)
+    if name is None:
+        raise KitError(f"{deb_path.name}: no control archive")
+    with tarfile.open(fileobj=io.BytesIO(members[name])) as tar:
+        member = next(m for m in tar.getmembers() if m.name.lstrip("./") == "control")
+        fh = tar.extractfile(member)
+        if fh is None:
+            raise KitError(f"{deb_path.name}: unreadable control file")
+        return fh.read().decode().strip() + "\n"
+
+
+def packages_index(debs_dir: Path) -> str:
+    """A flat repository's Packages file (`deb [trusted=yes] URL ./`) for every .deb in the folder."""
+    paragraphs = []
+    for deb in sorted(debs_dir.glob("*.deb")):
+        body = deb.read_bytes()
+        control = control_of(deb)
+        extra = f"Filename: ./{deb.name}\nSize: {len(body)}\nSHA256: {hashlib.sha256(body).hexdigest()}\n"
+        paragraphs.append(control + extra)
+    return "\n".join(paragraphs)
+
+
+# --------------------------------------------------------------------------- CI stand-ins
+
+# name → (Debian package in sid, files to take from it → path inside the archive, archive kind)
+STANDINS: dict[str, tuple[str, dict[str, str]]] = {
+    "containerd": ("containerd", {"usr/bin/containerd": "bin/containerd", "usr/bin/ctr": "bin/ctr", "usr/bin/containerd-shim-runc-v2": "bin/containerd-shim-runc-v2"}),
+    "runc": ("runc", {"usr/sbin/runc": "runc"}),
+    "cni_plugins": ("containernetworking-plugins", {}),  # every plugin in usr/lib/cni → ./
+}
+
+
+def _extract(deb: Path, into: Path) -> None:
+    run(["dpkg-deb", "-x", deb, into], capture=True, what=f"dpkg-deb -x {deb.name}")
+
+
+def _tar(files: dict[Path, str], target: Path) -> None:
+    """A reproducible tar.gz (fixed owner and mtime) so a rebuild has the same checksum."""
+    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+        for src, arcname in sorted(files.items(), key=lambda kv: kv[1]):
+            info = tar.gettarinfo(str(src), arcname)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            with src.open("rb") as fh:
+                tar.addfile(info, fh)
+
+
+def build_standins(out_dir: Path, versions: dict[str, str], *, suite: str = "sid", arch: str = "amd64", mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] = print) -> Path:
+    """Build the stand-ins from Debian's .debs and write their overlay manifest; return its path."""
+    require("dpkg-deb", "Stand-ins are built on a Debian host (CI).")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    overlay: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory(prefix="labkit-standins-") as tmp:
+        tree = AptTree(Path(tmp) / "apt", suite, arch, mirror)
+        tree.update()
+        for name, (package, wanted) in STANDINS.items():
+            deb = tree.describe(package)
+            if deb is None:
+                raise KitError(f"Debian {suite} has no package {package} for the {name} stand-in")
+            run(["apt-get", *tree.opts(), "download", f"{package}={deb.version}"], cwd=Path(tmp), capture=True, what=f"apt-get download {package}")
+            deb_path = next(Path(tmp).glob(f"{package}_*.deb"))
+            root = Path(tmp) / name
+            _extract(deb_path, root)
+            version = versions[name]
+            if name == "cni_plugins":
+                files = {p: f"./{p.name}" for p in sorted((root / "usr/lib/cni").iterdir()) if p.is_file()}
+                filename = f"cni-plugins-linux-{arch}-v{version}.tgz"
+            elif name == "runc":
+                files = {}
+                filename = f"runc.{arch}"
+            else:
+                files = {root / src: dst for src, dst in wanted.items()}
+                filename = f"containerd-{version}-linux-{arch}.tar.gz"
+            target = out_dir / filename
+            if name == "runc":
+                shutil.copyfile(root / "usr/sbin/runc", target)
+                target.chmod(0o755)
+            else:
+                _tar(files, target)
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            overlay[name] = {
+                "kind": "file" if name == "runc" else "archive",
+                "layer": "node",
+                "standin": True,
+                "description": f"CI STAND-IN: Debian {suite}'s {package} {deb.version} repacked as the upstream {version} release file",
+                "version_key": name,
+                "versions": {version: {arch: {"url": target.resolve().as_uri(), "sha256": digest}}},
+            }
+            say(f"stand-in {name} {version}: Debian {package} {deb.version} → {target.name} ({digest[:12]}…)")
+    path = out_dir / "standins.yml"
+    path.write_text("# CI-ONLY overlay of stand-ins built from Debian's packages by `./kit cache.standins`.\n" + yaml.safe_dump({"artifacts": overlay}, sort_keys=False, width=200))
+    return path
