@@ -297,6 +297,16 @@ def vm_suite(c: Context, keep: bool = False) -> None:
     _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-p", "no:cacheprovider", "-m", "vm", "tests/e2e"], **env)
 
 
+@task
+@friendly
+def molecule(c: Context) -> None:
+    """Every role's Molecule scenario on systemd containers (root): converge, idempotence, testinfra verify."""
+    from labkit.molecule_suite import run_suite
+
+    times = run_suite(say=_say)
+    _say("molecule suite times:\n" + "\n".join(f"  {name:<34} {secs:7.1f} s" for name, secs in times.items()))
+
+
 @task(help={"vm": "Also run the end-to-end suite on real VMs (root; libvirt started in a network namespace if not running)."})
 def everything(c: Context, vm: bool = False) -> None:
     """Run the tests: static checks and unit tests; with --vm also the real two-VM end-to-end run."""
@@ -314,4 +324,5 @@ _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)
 _tests.add_task(unit)
 _tests.add_task(vm_suite, name="vm")
+_tests.add_task(molecule)
 namespace.add_collection(_tests)

@@ -1,0 +1,53 @@
+"""containerd, read as its specification (testinfra, on the converged container)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_containerd_runs_and_starts_at_boot(host):
+    service = host.service("containerd")
+    assert service.is_running
+    assert service.is_enabled
+
+
+def test_containerd_is_2x(host):
+    assert host.check_output("/usr/local/bin/containerd --version").split()[2].lstrip("v").startswith("2.")
+
+
+def test_socket_listens(host):
+    assert host.socket("unix:///run/containerd/containerd.sock").is_listening
+
+
+def test_runc_is_installed(host):
+    runc = host.file("/usr/local/sbin/runc")
+    assert runc.mode == 0o755
+    assert "runc version" in host.check_output("/usr/local/sbin/runc --version")
+
+
+@pytest.mark.parametrize("plugin", ["bridge", "host-local", "loopback", "portmap"])
+def test_cni_plugins_are_installed(host, plugin):
+    assert host.file(f"/opt/cni/bin/{plugin}").is_file
+    assert host.file(f"/opt/cni/bin/{plugin}").mode & 0o111
+
+
+def test_config_uses_systemd_cgroups_and_the_pinned_sandbox(host):
+    config = host.file("/etc/containerd/config.toml")
+    assert config.mode == 0o644
+    assert "SystemdCgroup = true" in config.content_string
+    assert 'sandbox = "registry.k8s.io/pause:3.10.2"' in config.content_string
+
+
+def test_cri_plugin_is_loaded(host):
+    plugins = host.check_output("ctr plugins ls")
+    cri = [line for line in plugins.splitlines() if "io.containerd.grpc.v1" in line and " cri " in line]
+    assert cri and cri[0].split()[-1] == "ok"
+
+
+def test_crictl_talks_to_containerd(host):
+    assert "unix:///run/containerd/containerd.sock" in host.file("/etc/crictl.yaml").content_string
+
+
+def test_download_is_kept_so_a_rerun_fetches_nothing(host):
+    assert host.file("/var/cache/labkit").is_directory
+    assert len(host.file("/var/cache/labkit").listdir()) == 3
