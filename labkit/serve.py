@@ -11,6 +11,7 @@ alone (Molecule, debugging).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import signal
@@ -71,10 +72,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with serving(args.cache_dir, args.host, args.port) as url:
         print(f"serving {args.cache_dir} at {url}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":
