@@ -132,6 +132,11 @@ def plan(manifest: Manifest, versions: Mapping[str, str], layers: Iterable[str],
     return items
 
 
+def role_vars(items: Sequence[Item]) -> dict[str, dict[str, str]]:
+    """What the roles get as `kit.artifacts`: each release file's cache path, sha256 and version."""
+    return {i.name: {"path": str(i.relpath()), "sha256": i.sha256, "version": i.version} for i in items if i.kind != "deb"}
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

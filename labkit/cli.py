@@ -307,11 +307,7 @@ def molecule(c: Context) -> None:
     _say("molecule suite times:\n" + "\n".join(f"  {name:<34} {secs:7.1f} s" for name, secs in times.items()))
 
 
-@task(
-    help={
-        "full": "Also every role's Molecule scenario and the end-to-end suite on real VMs (root; dockerd and libvirtd started in network namespaces when not running)."
-    }
-)
+@task(help={"full": "Also every role's Molecule scenario and the end-to-end suite on real VMs (root; dockerd and libvirtd started in network namespaces when not running)."})
 def everything(c: Context, full: bool = False) -> None:
     """Run the tests: static checks and unit tests; with --full also Molecule and the real two-VM end-to-end run."""
     lint(c)

@@ -108,6 +108,8 @@ class Versions(_Strict):
 
 class Cache(_Strict):
     dir: Path = Path(".cache/artifacts")
+    # Port the host serves the cache on, on its private-network address (apt, files, registry).
+    port: Annotated[int, Field(ge=1024, le=65535, strict=True)] = 8790
     # Extra manifests merged over labkit/artifacts.yml (CI's stand-ins), relative to this file.
     overlays: list[Path] = []
 
@@ -366,6 +368,11 @@ class Resolved:
         return d if d.is_absolute() else self.root / d
 
     @property
+    def cache_host(self) -> str:
+        """The host's address on the private network, where the nodes reach the cache."""
+        return str(next(self.config.network.cidr.hosts()))
+
+    @property
     def overlays(self) -> list[Path]:
         return [p if p.is_absolute() else self.root / p for p in self.config.cache.overlays]
 
@@ -391,7 +398,14 @@ class Resolved:
             },
             "layers": cfg.layers.model_dump(),
             "versions": cfg.versions.model_dump(),
-            "cache": {"dir": str(self.cache_dir), "overlays": [str(p) for p in self.overlays]},
+            "cache": {
+                "dir": str(self.cache_dir),
+                "overlays": [str(p) for p in self.overlays],
+                "host": self.cache_host,
+                "port": cfg.cache.port,
+                "url": f"http://{self.cache_host}:{cfg.cache.port}",
+                "registry": f"{self.cache_host}:{cfg.cache.port}",
+            },
             "libvirt": {
                 "driver": self.libvirt_driver,
                 "management_cidr": str(cfg.libvirt.management_cidr),

@@ -22,8 +22,8 @@ GROUP_OF_ROLE = {"control-plane": "control_plane", "worker": "workers"}
 VAGRANT_SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
 
 
-def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *, vagrant: bool = True) -> dict[str, Any]:
-    """The inventory as a dict (YAML inventory format)."""
+def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *, vagrant: bool = True, artifacts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The inventory as a dict (YAML inventory format); ``artifacts`` become ``kit.artifacts``."""
     groups: dict[str, dict[str, Any]] = {group: {"hosts": {}} for group in GROUP_OF_ROLE.values()}
     missing = [n["name"] for n in resolved["nodes"] if n["name"] not in endpoints]
     if missing:
@@ -44,7 +44,7 @@ def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *,
         groups[GROUP_OF_ROLE[node["role"]]]["hosts"][node["name"]] = host
     return {
         "all": {
-            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": dict(resolved)},
+            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": {**resolved, "artifacts": dict(artifacts or {})}},
             "children": {"cluster": {"children": groups}},
         }
     }

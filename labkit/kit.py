@@ -142,8 +142,24 @@ class Kit:
     def write_inventory(self, resolved: Resolved) -> Path:
         names = [n.name for n in resolved.nodes]
         endpoints = self.vagrant().ssh_config(names)
-        atomic_write(self.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints)), 0o600)
+        artifacts = cache.role_vars(self.cache_items())
+        atomic_write(self.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints, artifacts=artifacts)), 0o600)
         return self.inventory_path
+
+    def check_cache(self) -> list[cache.Item]:
+        """Refuse to go on when an artifact the layers need is missing or corrupt."""
+        items = self.cache_items()
+        cache.require_complete(self.resolve().cache_dir, items)
+        self.say(f"    all {len(items)} artifact(s) present and verified in {self.resolve().cache_dir}")
+        return items
+
+    def run_site(self, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None) -> dict[str, runner.HostRecap]:
+        """Run site.yml while the host serves the cache on its private-network address."""
+        from labkit import serve
+
+        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
+            self.say(f"    serving the artifact cache at {url} (until the playbooks end)")
+            return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say)
 
     # ----------------------------------------------------------------- commands
     def up(self, *, skip_doctor: bool = False, tags: str | None = None) -> dict[str, Any]:
@@ -157,6 +173,8 @@ class Kit:
                 if failed:
                     rows = "\n".join(f"  ✗ {c.name}: {c.detail}. Fix: {c.remedy}" for c in failed)
                     raise KitError(f"the host is not ready, nothing was created:\n{rows}\n(`./kit doctor` shows every check)")
+        with phases.phase("check the artifact cache"):
+            self.check_cache()
         with phases.phase("prepare the box"):
             self.ensure_box(resolved)
         with phases.phase(f"boot the VMs ({resolved.provider})"):
@@ -164,13 +182,15 @@ class Kit:
         with phases.phase("write the inventory"):
             inv = self.write_inventory(resolved)
         with phases.phase("provision (playbooks/site.yml)"):
-            recap = runner.playbook(self.root, "site.yml", inv, tags=tags, emit=self.say)
+            recap = self.run_site(resolved, inv, tags=tags)
         return self._finish("up", phases, recap, resolved)
 
     def provision(self, *, tags: str | None = None, limit: str | None = None) -> dict[str, Any]:
         phases = Phases(self.say)
         with phases.phase("validate the config"):
             resolved = self.resolve()
+        with phases.phase("check the artifact cache"):
+            self.check_cache()
         with phases.phase("write the inventory"):
             states = self.vagrant().status()
             down = [n.name for n in resolved.nodes if states.get(n.name) != "running"]
@@ -178,7 +198,7 @@ class Kit:
                 raise KitError(f"not running: {', '.join(down)}. Run `./kit up` first.")
             inv = self.write_inventory(resolved)
         with phases.phase("provision (playbooks/site.yml)"):
-            recap = runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say)
+            recap = self.run_site(resolved, inv, tags=tags, limit=limit)
         return self._finish("provision", phases, recap, resolved)
 
     def _finish(self, command: str, phases: Phases, recap: dict[str, runner.HostRecap], resolved: Resolved) -> dict[str, Any]:

@@ -30,11 +30,6 @@ NETNS = "labkit-molecule"
 PORT = 8790
 
 
-def artifact_vars(items: list[cache.Item]) -> dict[str, dict[str, str]]:
-    """What the roles get as `kit.artifacts`: each release file's cache path and sha256."""
-    return {i.name: {"path": str(i.relpath()), "sha256": i.sha256, "version": i.version} for i in items if i.kind != "deb"}
-
-
 def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[cache.Item]:
     """Build the stand-ins if their overlay is missing, then fetch what the cache lacks."""
     resolved = k.resolve()
@@ -70,7 +65,7 @@ def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None]
             ["ip", "netns", "exec", NETNS, sys.executable, "-m", "labkit.serve", str(resolved.cache_dir), "--host", "127.0.0.1", "--port", str(PORT)],
             stdout=subprocess.DEVNULL,
         )
-        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT + 1}"}, "artifacts": artifact_vars(items)}}
+        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT}"}, "artifacts": cache.role_vars(items)}}
         vars_file = k.state_dir / "molecule-vars.yml"
         vars_file.parent.mkdir(parents=True, exist_ok=True)
         vars_file.write_text(yaml.safe_dump(kit_vars))

@@ -61,6 +61,18 @@ class Cluster:
             pytest.fail(f"`kit {' '.join(args)}` failed with exit {proc.returncode}:\n{proc.stderr[-3000:]}")
         return proc
 
+    def wait_for_ssh(self, node: str, timeout: float) -> None:
+        """Poll until NODE answers over SSH again (after a reboot), within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        time.sleep(20)
+        while time.monotonic() < deadline:
+            argv = [*self.prefix(), sys.executable, "-m", "labkit", "ssh", node, "--command", "systemctl is-system-running --wait"]
+            proc = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300, check=False)
+            if proc.stdout.strip() in ("running", "degraded"):
+                return
+            time.sleep(10)
+        pytest.fail(f"{node} did not come back within {timeout:.0f} s")
+
     def virsh(self, *args: str) -> str:
         return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True, check=True, timeout=60).stdout
 

@@ -7,11 +7,13 @@ The tests run in file order and share one cluster (they are the phases of one ru
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.e2e.harness import Cluster, record
+from tests.e2e.harness import ROOT, Cluster, record
 
 pytestmark = pytest.mark.vm
 
@@ -23,6 +25,36 @@ def test_box_build(cluster: Cluster) -> None:
     # On the host's network: debootstrap downloads from Debian's mirror.
     cluster.kit("box.build", timeout=1800, host_network=True)
     record("box.build (debootstrap + image, or cached)", time.monotonic() - start)
+
+
+def test_fill_the_artifact_cache(cluster: Cluster) -> None:
+    """CI's stand-ins from Debian's packages, and the pinned Debian packages from Debian's mirror."""
+    start = time.monotonic()
+    cluster.kit("cache.standins", timeout=900, host_network=True)
+    cluster.kit("cache.fetch", timeout=1800, host_network=True)
+    record("fill the cache (stand-ins + debs)", time.monotonic() - start)
+    proc = cluster.kit("cache.status", timeout=300, host_network=True)
+    assert "(stand-in)" in proc.stdout
+    assert "corrupt" not in proc.stdout and "missing" not in proc.stdout
+
+
+def test_corrupt_artifact_is_reported_and_blocks_up(cluster: Cluster) -> None:
+    cache_dir = ROOT / ".cache/artifacts"
+    target = next(cache_dir.glob("files/runc/*/amd64/runc.amd64"))
+    good = target.read_bytes()
+    target.write_bytes(good[:-16] + b"deliberately bad")
+    try:
+        status = cluster.kit("cache.status", timeout=300, check=False, host_network=True)
+        assert status.returncode == 1
+        assert "corrupt" in status.stdout and "runc" in status.stdout
+        up = cluster.kit("up", timeout=600, check=False)
+        assert up.returncode == 1
+        assert "the artifact cache is incomplete, so nothing was provisioned" in up.stderr
+        assert "runc 1.3.6 (amd64): corrupt" in up.stderr
+        assert cluster.virsh("list", "--all", "--name").split() == [], "a VM was created"
+    finally:
+        cluster.kit("cache.fetch", timeout=600, host_network=True)  # repairs it from the stand-in
+    assert target.read_bytes() == good
 
 
 def test_first_up_boots_and_provisions(cluster: Cluster) -> None:
@@ -50,6 +82,33 @@ def test_nodes_reach_each_other_on_the_private_network(cluster: Cluster, src: st
     # As the vagrant user, as a student would: the box allows unprivileged ICMP.
     proc = cluster.kit("ssh", src, "--command", f"ping -c 3 -W 5 {NODES[dst]}", timeout=300)
     assert "3 received" in proc.stdout or " 0% packet loss" in proc.stdout
+
+
+def test_node_layers_hold_after_a_reboot(cluster: Cluster) -> None:
+    start = time.monotonic()
+    for node in NODES:
+        cluster.kit("ssh", node, "--command", "sudo systemctl reboot", timeout=120, check=False)
+    for node in NODES:
+        cluster.wait_for_ssh(node, timeout=900)
+    record("reboot both nodes", time.monotonic() - start)
+    inventory = cluster.state_dir / "inventory.yml"
+    argv = [
+        *cluster.prefix(),
+        sys.executable,
+        "-m",
+        "pytest",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        "--hosts=ansible://cluster",
+        f"--ansible-inventory={inventory}",
+        "--sudo",
+        str(ROOT / "tests/e2e/nodes/node_layers_spec.py"),
+    ]
+    proc = subprocess.run(argv, cwd=ROOT, env={**cluster.env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, capture_output=True, text=True, timeout=900, check=False)
+    print(proc.stdout[-8000:], proc.stderr[-2000:])
+    assert proc.returncode == 0, "testinfra checks of the node layers failed after the reboot"
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout
 
 
 def test_status_shows_both_running(cluster: Cluster) -> None:
