@@ -44,7 +44,7 @@ class _Strict(BaseModel):
 
 
 class Download(_Strict):
-    url: Annotated[str, Field(pattern=r"^(https?|file)://")]
+    url: Annotated[str, Field(pattern=r"^(https?|file|docker|oci)://")]  # docker:// and oci:// are images
     sha256: SHA256 | None  # None: not pinned yet (see `./kit cache.pin`)
     checksum_url: str | None = None  # the checksum file upstream publishes beside it
 
@@ -79,7 +79,14 @@ class Item:
     def filename(self) -> str:
         return self.url.rstrip("/").rsplit("/", 1)[-1]
 
+    @property
+    def image_ref(self) -> str:
+        """For images: the reference without scheme (`registry/repository:tag`)."""
+        return self.url.split("://", 1)[1]
+
     def relpath(self) -> Path:
+        if self.kind == "image":
+            return Path("oci/blobs/sha256") / self.sha256  # the manifest; its blobs beside it
         if self.kind == "deb":
             return Path("debs") / self.filename  # one flat apt repository
         return Path("files") / self.name / self.version / self.arch / self.filename
@@ -134,7 +141,14 @@ def plan(manifest: Manifest, versions: Mapping[str, str], layers: Iterable[str],
 
 def role_vars(items: Sequence[Item]) -> dict[str, dict[str, str]]:
     """What the roles get as `kit.artifacts`: each release file's cache path, sha256 and version."""
-    return {i.name: {"path": str(i.relpath()), "sha256": i.sha256, "version": i.version} for i in items if i.kind != "deb"}
+    out: dict[str, dict[str, str]] = {}
+    for i in items:
+        if i.kind == "deb":
+            continue
+        out[i.name] = {"path": str(i.relpath()), "sha256": i.sha256, "version": i.version}
+        if i.kind == "image":
+            out[i.name]["ref"] = i.image_ref
+    return out
 
 
 def sha256_of(path: Path) -> str:
@@ -152,7 +166,13 @@ def state_of(cache_dir: Path, item: Item) -> State:
     path = cache_dir / item.relpath()
     if not path.exists():
         return "missing"
-    return "present" if sha256_of(path) == item.sha256 else "corrupt"
+    if sha256_of(path) != item.sha256:
+        return "corrupt"
+    if item.kind == "image":
+        from labkit.oci import missing_blobs
+
+        return "corrupt" if missing_blobs(cache_dir / "oci", f"sha256:{item.sha256}") else "present"
+    return "present"
 
 
 def status(cache_dir: Path, items: Sequence[Item]) -> list[tuple[Item, State]]:
@@ -160,6 +180,8 @@ def status(cache_dir: Path, items: Sequence[Item]) -> list[tuple[Item, State]]:
 
 
 def how_to_get(item: Item) -> str:
+    if item.kind == "image" and not item.standin:
+        return f"images are not fetched by this version of the kit yet: copy {item.image_ref} into the cache's oci/ store"
     if item.standin:
         return "a CI stand-in: rebuild it with `./kit cache.standins`"
     return f"run `./kit cache.fetch` on a connected machine, or download {item.url} and `./kit cache.add FILE`"
@@ -220,6 +242,10 @@ def fetch(
             (cache_dir / item.relpath()).unlink()
         todo.append(item)
     errors: list[str] = []
+    for item in [i for i in todo if i.kind == "image"]:
+        todo.remove(item)
+        errors.append(f"{item.name}: {how_to_get(item)}")
+        done(item, "failed")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(_download, item, cache_dir / item.relpath(), lambda n, it=item: progress(it, n), timeout): item for item in todo}
         for future in as_completed(futures):

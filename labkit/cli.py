@@ -241,7 +241,7 @@ def standins(c: Context, out: str | None = None) -> None:
 
     resolved = kit().resolve()
     target = Path(out) if out else resolved.cache_dir / "standins"
-    path = debs.build_standins(target, resolved.config.versions.model_dump(), mirror=resolved.config.box.mirror, say=_say)
+    path = debs.build_standins(target, resolved.config.versions.model_dump(), resolved.cache_dir, mirror=resolved.config.box.mirror, say=_say)
     _say(f"✓ overlay manifest: {path} (list it under cache.overlays in the config that uses the stand-ins)")
 
 

@@ -173,6 +173,38 @@ def packages_index(debs_dir: Path) -> str:
 
 # --------------------------------------------------------------------------- CI stand-ins
 
+
+def _standin_image(tree: AptTree, tmp: Path, cache_dir: Path, arch: str, suite: str, say: Callable[[str], None]) -> dict[str, object]:
+    from labkit import oci
+
+    deb = tree.describe("busybox-static")
+    if deb is None:
+        raise KitError(f"Debian {suite} has no busybox-static for the stand-in image")
+    run(["apt-get", *tree.opts(), "download", f"busybox-static={deb.version}"], cwd=tmp, capture=True, what="apt-get download busybox-static")
+    root = tmp / "busybox"
+    _extract(next(tmp.glob("busybox-static_*.deb")), root)
+    busybox = (root / "bin/busybox").read_bytes()
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", deb.version)
+    digest = oci.build_image(
+        cache_dir / "oci",
+        f"{STANDIN_IMAGE_REGISTRY}/standin/busybox",
+        tag,
+        {"bin/busybox": oci.Entry(busybox, 0o755), "bin/sh": oci.Entry(symlink="busybox"), "bin/echo": oci.Entry(symlink="busybox")},
+        ["/bin/sh"],
+        arch,
+    )
+    ref = f"{STANDIN_IMAGE_REGISTRY}/standin/busybox:{tag}"
+    say(f"stand-in image {ref}: Debian busybox-static {deb.version} → {digest[:19]}…")
+    return {
+        "kind": "image",
+        "layer": "node",
+        "standin": True,
+        "description": f"CI STAND-IN image: Debian {suite}'s busybox-static {deb.version}, built locally",
+        "version": tag,
+        "versions": {tag: {arch: {"url": f"oci://{ref}", "sha256": digest.removeprefix("sha256:")}}},
+    }
+
+
 # name → (Debian package in sid, files to take from it → path inside the archive, archive kind)
 STANDINS: dict[str, tuple[str, dict[str, str]]] = {
     "containerd": ("containerd", {"usr/bin/containerd": "bin/containerd", "usr/bin/ctr": "bin/ctr", "usr/bin/containerd-shim-runc-v2": "bin/containerd-shim-runc-v2"}),
@@ -197,8 +229,17 @@ def _tar(files: dict[Path, str], target: Path) -> None:
                 tar.addfile(info, fh)
 
 
-def build_standins(out_dir: Path, versions: dict[str, str], *, suite: str = "sid", arch: str = "amd64", mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] = print) -> Path:
-    """Build the stand-ins from Debian's .debs and write their overlay manifest; return its path."""
+STANDIN_IMAGE_REGISTRY = "labkit.local"
+
+
+def build_standins(
+    out_dir: Path, versions: dict[str, str], cache_dir: Path, *, suite: str = "sid", arch: str = "amd64", mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] = print
+) -> Path:
+    """Build the stand-ins from Debian's .debs and write their overlay manifest; return its path.
+
+    Besides the release files, a small image (busybox from Debian's busybox-static)
+    goes straight into the cache's OCI store, so containerd can pull a real image
+    through the cache's registry endpoint."""
     require("dpkg-deb", "Stand-ins are built on a Debian host (CI).")
     out_dir.mkdir(parents=True, exist_ok=True)
     overlay: dict[str, dict[str, object]] = {}
@@ -239,6 +280,7 @@ def build_standins(out_dir: Path, versions: dict[str, str], *, suite: str = "sid
                 "versions": {version: {arch: {"url": target.resolve().as_uri(), "sha256": digest}}},
             }
             say(f"stand-in {name} {version}: Debian {package} {deb.version} → {target.name} ({digest[:12]}…)")
+        overlay["standin_image"] = _standin_image(tree, Path(tmp), cache_dir, arch, suite, say)
     path = out_dir / "standins.yml"
     path.write_text("# CI-ONLY overlay of stand-ins built from Debian's packages by `./kit cache.standins`.\n" + yaml.safe_dump({"artifacts": overlay}, sort_keys=False, width=200))
     return path

@@ -38,7 +38,7 @@ def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[cache.Item]:
         from labkit import debs
 
         say("building CI stand-ins from Debian's packages")
-        debs.build_standins(missing_overlays[0].parent, resolved.config.versions.model_dump(), mirror=resolved.config.box.mirror, say=say)
+        debs.build_standins(missing_overlays[0].parent, resolved.config.versions.model_dump(), resolved.cache_dir, mirror=resolved.config.box.mirror, say=say)
     items = k.cache_items()
     errors = cache.fetch(resolved.cache_dir, items, jobs=4, done=lambda item, msg: say(f"  {item.name} {item.version}: {msg}") if msg != "present" else None)
     if errors:

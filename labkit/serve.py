@@ -14,8 +14,11 @@ import argparse
 import contextlib
 import functools
 import http.server
+import json
+import re
 import signal
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,9 +26,65 @@ from pathlib import Path
 from labkit.debs import packages_index
 from labkit.errors import KitError
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
+
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files only; no directory listings, quiet log."""
+    """Static files, plus a read-only OCI distribution endpoint under /v2/ (pulls only).
+
+    Images live in ``oci/blobs/sha256/<hex>`` (content-addressed, so a digest-pinned
+    reference resolves whatever the repository name) and ``oci/tags/<name>/<tag>``
+    (a file holding the manifest's digest).
+    """
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/v2/"):
+            self._registry(send_body=True)
+        else:
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self.path.startswith("/v2/"):
+            self._registry(send_body=False)
+        else:
+            super().do_HEAD()
+
+    def _registry(self, send_body: bool) -> None:
+        root = Path(self.directory) / "oci"
+        path = urllib.parse.urlsplit(self.path).path  # containerd adds ?ns=<registry>
+        if path in ("/v2/", "/v2"):
+            self._send(200, b"{}", "application/json", send_body)
+            return
+        m = re.match(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$", path)
+        if m is None or ".." in m.group("name"):
+            self._send(404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}', "application/json", send_body)
+            return
+        ref = m.group("ref")
+        if not _DIGEST.match(ref):
+            tag_file = root / "tags" / m.group("name") / ref
+            ref = tag_file.read_text().strip() if m.group("kind") == "manifests" and tag_file.is_file() else ""
+        blob = root / "blobs" / "sha256" / ref.removeprefix("sha256:") if _DIGEST.match(ref) else None
+        if blob is None or not blob.is_file():
+            code = "MANIFEST_UNKNOWN" if m.group("kind") == "manifests" else "BLOB_UNKNOWN"
+            self._send(404, f'{{"errors":[{{"code":"{code}"}}]}}'.encode(), "application/json", send_body)
+            return
+        body = blob.read_bytes()
+        ctype = "application/octet-stream"
+        if m.group("kind") == "manifests":
+            ctype = json.loads(body).get("mediaType", _MANIFEST_TYPES[0])
+        self._send(200, body, ctype, send_body, digest=ref)
+
+    def _send(self, status: int, body: bytes, ctype: str, send_body: bool, digest: str | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        if digest:
+            self.send_header("Docker-Content-Digest", digest)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
 
     def list_directory(self, path: str) -> None:  # type: ignore[override]
         self.send_error(404, "no listings")

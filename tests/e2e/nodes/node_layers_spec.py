@@ -38,3 +38,12 @@ def test_node_ip_is_pinned(host):
 def test_apt_reaches_only_the_cache(host):
     assert host.file("/etc/apt/sources.list.d/labkit-cache.sources").exists
     assert not host.file("/etc/apt/sources.list").exists
+
+
+def test_ctr_runs_a_container_from_an_image_served_by_the_cache(host):
+    # Pulled through /etc/containerd/certs.d/labkit.local/hosts.toml → the host's cache.
+    ref = host.ansible.get_variables()["kit"]["artifacts"]["standin_image"]["ref"]
+    host.run_expect([0], f"ctr images pull --hosts-dir /etc/containerd/certs.d {ref}")
+    name = "labkit-e2e-" + host.check_output("hostname")
+    out = host.check_output(f"ctr run --rm {ref} {name} /bin/echo hello-from-the-cache")
+    assert out == "hello-from-the-cache"
