@@ -144,6 +144,15 @@ def kubeconfig(c: Context) -> None:
     raise KitError("the Kubernetes layer is not part of this version of the kit yet (it is being built), so there is no kubeconfig to write")
 
 
+@task
+@friendly
+def bench(c: Context) -> None:
+    """Print provisioning figures for the running cluster: first run, re-runs with and without tuning, time per role."""
+    from labkit import bench as bench_mod
+
+    bench_mod.run(kit(), say=_say)
+
+
 # ---------------------------------------------------------------------- box
 
 
@@ -317,7 +326,7 @@ def everything(c: Context, full: bool = False) -> None:
         vm_suite(c)
 
 
-namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig)
+namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
 namespace.add_collection(Collection("box", build))
 namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins))
 _tests = Collection("test")

@@ -87,6 +87,11 @@ class Kit:
     def last_run_path(self) -> Path:
         return self.state_dir / "last-run.json"
 
+    @property
+    def first_run_path(self) -> Path:
+        """The first provisioning of this cluster (kept until `destroy`, for the benchmark)."""
+        return self.state_dir / "first-run.json"
+
     def vagrant(self) -> Vagrant:
         return Vagrant(self.root, self.state_dir, self.default_state_dir)
 
@@ -153,13 +158,13 @@ class Kit:
         self.say(f"    all {len(items)} artifact(s) present and verified in {self.resolve().cache_dir}")
         return items
 
-    def run_site(self, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None) -> dict[str, runner.HostRecap]:
+    def run_site(self, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> runner.PlaybookRun:
         """Run site.yml while the host serves the cache on its private-network address."""
         from labkit import serve
 
         with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
             self.say(f"    serving the artifact cache at {url} (until the playbooks end)")
-            return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say)
+            return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env)
 
     # ----------------------------------------------------------------- commands
     def up(self, *, skip_doctor: bool = False, tags: str | None = None) -> dict[str, Any]:
@@ -182,10 +187,10 @@ class Kit:
         with phases.phase("write the inventory"):
             inv = self.write_inventory(resolved)
         with phases.phase("provision (playbooks/site.yml)"):
-            recap = self.run_site(resolved, inv, tags=tags)
-        return self._finish("up", phases, recap, resolved)
+            run = self.run_site(resolved, inv, tags=tags)
+        return self._finish("up", phases, run, resolved)
 
-    def provision(self, *, tags: str | None = None, limit: str | None = None) -> dict[str, Any]:
+    def provision(self, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
         phases = Phases(self.say)
         with phases.phase("validate the config"):
             resolved = self.resolve()
@@ -198,18 +203,21 @@ class Kit:
                 raise KitError(f"not running: {', '.join(down)}. Run `./kit up` first.")
             inv = self.write_inventory(resolved)
         with phases.phase("provision (playbooks/site.yml)"):
-            recap = self.run_site(resolved, inv, tags=tags, limit=limit)
-        return self._finish("provision", phases, recap, resolved)
+            run = self.run_site(resolved, inv, tags=tags, limit=limit, env=env)
+        return self._finish("provision", phases, run, resolved)
 
-    def _finish(self, command: str, phases: Phases, recap: dict[str, runner.HostRecap], resolved: Resolved) -> dict[str, Any]:
+    def _finish(self, command: str, phases: Phases, run: runner.PlaybookRun, resolved: Resolved) -> dict[str, Any]:
         summary = {
             "command": command,
             "phases": [{"name": n, "seconds": round(s, 1)} for n, s in phases.times],
-            "recap": {h: vars(r) for h, r in recap.items()},
-            "changed": runner.total_changed(recap),
+            "roles": run.role_times,
+            "recap": {h: vars(r) for h, r in run.recap.items()},
+            "changed": runner.total_changed(run.recap),
             "nodes": [vars(n) for n in resolved.nodes],
         }
         atomic_write(self.last_run_path, json.dumps(summary, indent=2) + "\n")
+        if not self.first_run_path.exists():
+            atomic_write(self.first_run_path, json.dumps(summary, indent=2) + "\n")
         self.say(phases.report())
         self.say(f"changed tasks: {summary['changed']} ({'nothing changed' if summary['changed'] == 0 else 'see above'})")
         for node in resolved.nodes:
@@ -230,7 +238,7 @@ class Kit:
         """Destroy the VMs; on libvirt, report what is left and optionally drop the box's base volume."""
         resolved = self.resolve()
         self.vagrant().stream("destroy", "--force", emit=self.say)
-        for path in (self.inventory_path, self.last_run_path):
+        for path in (self.inventory_path, self.last_run_path, self.first_run_path):
             path.unlink(missing_ok=True)
         if resolved.provider != "libvirt":
             return

@@ -21,6 +21,18 @@ _RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 
 
 @dataclass(frozen=True)
+class PlaybookRun:
+    """What a playbook run left: the recap per host and the output lines."""
+
+    recap: dict[str, HostRecap]
+    lines: list[str]
+
+    @property
+    def role_times(self) -> dict[str, float]:
+        return parse_role_times(self.lines)
+
+
+@dataclass(frozen=True)
 class HostRecap:
     ok: int = 0
     changed: int = 0
@@ -46,6 +58,24 @@ def parse_recap(lines: Sequence[str]) -> dict[str, HostRecap]:
             counts = {k: int(v) for k, v in (p.split("=") for p in m.group("counts").split())}
             recap[m.group("host")] = HostRecap(**{k: v for k, v in counts.items() if k in HostRecap.__dataclass_fields__})
     return recap
+
+
+_ROLE_TIME = re.compile(r"^(?P<role>[a-z][a-z0-9_]*)\s+-+\s+(?P<secs>\d+(?:\.\d+)?)s$")
+
+
+def parse_role_times(lines: Sequence[str]) -> dict[str, float]:
+    """Seconds per role from the ROLES RECAP of the ansible.posix.profile_roles callback."""
+    times: dict[str, float] = {}
+    in_recap = False
+    for line in lines:
+        if line.startswith("ROLES RECAP"):
+            in_recap = True
+            continue
+        if in_recap:
+            m = _ROLE_TIME.match(line.strip())
+            if m and m.group("role") != "total":
+                times[m.group("role")] = float(m.group("secs"))
+    return times
 
 
 def total_changed(recap: dict[str, HostRecap]) -> int:
@@ -77,7 +107,8 @@ def playbook(
     limit: str | None = None,
     extra: Sequence[str] = (),
     emit: Callable[[str], None] = print,
-) -> dict[str, HostRecap]:
+    env: dict[str, str] | None = None,
+) -> PlaybookRun:
     """Run ``playbooks/NAME`` against ``inventory``; raise KitError naming failed hosts."""
     argv = [ansible_tool("ansible-playbook"), "-i", str(inventory), str(root / "playbooks" / name)]
     if tags:
@@ -86,7 +117,7 @@ def playbook(
         argv += ["--limit", limit]
     argv += list(extra)
     lines: list[str] = []
-    with subprocess.Popen(argv, cwd=root, env=ansible_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+    with subprocess.Popen(argv, cwd=root, env={**ansible_env(root), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         try:
             for line in proc.stdout or ():
                 line = line.rstrip("\n")
@@ -101,4 +132,4 @@ def playbook(
         bad = sorted(h for h, r in recap.items() if r.failed or r.unreachable)
         hosts = f" on {', '.join(bad)}" if bad else ""
         raise KitError(f"{name} failed{hosts} (exit {code}): the failing task and its message are above. Fix it and run `./kit provision`.")
-    return recap
+    return PlaybookRun(recap, lines)

@@ -128,6 +128,16 @@ def test_second_up_changes_nothing(cluster: Cluster) -> None:
     record(f"  second up / first up = {again / first_total:.0%}", None)
 
 
+def test_benchmark_prints_its_figures(cluster: Cluster) -> None:
+    start = time.monotonic()
+    proc = cluster.kit("bench", timeout=1800)
+    record("benchmark (two re-runs)", time.monotonic() - start)
+    assert "provisioning benchmark" in proc.stdout
+    for line in proc.stdout.splitlines():
+        if "of the first" in line or "first provisioning" in line or line.startswith("    "):
+            record(f"  bench: {line.strip()}", None)
+
+
 def test_destroy_leaves_no_domain_volume_or_network(cluster: Cluster) -> None:
     start = time.monotonic()
     proc = cluster.kit("destroy", "--yes", "--box-volume", timeout=900)

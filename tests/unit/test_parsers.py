@@ -75,3 +75,18 @@ def test_virsh_vol_list() -> None:
 
 def test_box_volume_prefix() -> None:
     assert box_volume_prefix("labkit/trixie") == "labkit-VAGRANTSLASH-trixie_vagrant_box_image"
+
+
+def test_role_times_from_profile_roles() -> None:
+    from labkit.runner import parse_role_times
+
+    lines = [
+        "PLAY RECAP ***",
+        "ROLES RECAP ***",
+        "Sunday 29 November 2026  15:04:40 +0000 (0:00:03.471)       0:00:15.921 ***",
+        "=" * 20,
+        "node_base ------------------ 12.34s",
+        "containerd ------------------- 8.00s",
+        "total ------- 20.34s",
+    ]
+    assert parse_role_times(lines) == {"node_base": 12.34, "containerd": 8.0}

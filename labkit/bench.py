@@ -1,0 +1,49 @@
+"""`./kit bench`: figures for provisioning speed on the running cluster (prints, asserts nothing).
+
+It reads the cluster's first provisioning (`first-run.json`, written by the first
+`./kit up`), then re-runs the playbooks twice with nothing to change: once with the
+kit's Ansible tuning switched off (no pipelining, no SSH connection reuse, facts
+gathered for every play) and once as configured (ansible.cfg: pipelining, SSH
+ControlPersist, facts gathered once per run). It prints the time of each run, the
+re-run's share of the first (goal: at most 25 %), and the time per role.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from labkit.errors import KitError
+from labkit.kit import Kit
+
+# Ansible's defaults, i.e. the tuning in ansible.cfg undone.
+UNTUNED = {
+    "ANSIBLE_PIPELINING": "False",
+    "ANSIBLE_SSH_ARGS": "-o ControlMaster=no",
+    "ANSIBLE_GATHERING": "implicit",
+}
+
+
+def run(k: Kit, say: Callable[[str], None] = print) -> dict[str, object]:
+    if not k.first_run_path.exists():
+        raise KitError("no first provisioning recorded for this cluster: run `./kit up` on a new cluster first")
+    first = json.loads(k.first_run_path.read_text())
+    first_site = next(p["seconds"] for p in first["phases"] if p["name"].startswith("provision"))
+    results: dict[str, dict[str, object]] = {}
+    quiet: Callable[[str], None] = lambda _line: None  # noqa: E731 - the figures are the output
+    for name, env in (("re-run, tuning off", UNTUNED), ("re-run, tuned (ansible.cfg)", {})):
+        start = time.monotonic()
+        summary = Kit(k.root, k.config_path, k.state_dir, say=quiet).provision(env=env)
+        results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"]}
+    say("provisioning benchmark (playbooks/site.yml on the running cluster):")
+    say(f"  {'first provisioning':<32} {first_site:8.1f} s")
+    for name, r in results.items():
+        secs = float(r["seconds"])  # type: ignore[arg-type]
+        say(f"  {name:<32} {secs:8.1f} s  = {secs / first_site:5.0%} of the first   (changed tasks: {r['changed']})")
+    roles = sorted(set(first.get("roles", {})) | {role for r in results.values() for role in r["roles"]})  # type: ignore[union-attr]
+    say("  time per role (s):      first    re-run off    re-run tuned")
+    for role in roles:
+        cells = [first.get("roles", {}).get(role), *(r["roles"].get(role) for r in results.values())]  # type: ignore[union-attr]
+        say(f"    {role:<20}" + "".join(f"{c:>12.1f}" if c is not None else f"{'-':>12}" for c in cells))
+    return {"first": first_site, **results}
