@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -164,7 +165,7 @@ class Kit:
 
         with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
             self.say(f"    serving the artifact cache at {url} (until the playbooks end)")
-            return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env)
+            return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env, state_dir=self.state_dir)
 
     # ----------------------------------------------------------------- commands
     def up(self, *, skip_doctor: bool = False, tags: str | None = None) -> dict[str, Any]:
@@ -240,6 +241,7 @@ class Kit:
         self.vagrant().stream("destroy", "--force", emit=self.say)
         for path in (self.inventory_path, self.last_run_path, self.first_run_path):
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / "facts", ignore_errors=True)  # facts of VMs that are gone
         if resolved.provider != "libvirt":
             return
         from labkit import libvirt

@@ -69,7 +69,14 @@ def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None]
         vars_file = k.state_dir / "molecule-vars.yml"
         vars_file.parent.mkdir(parents=True, exist_ok=True)
         vars_file.write_text(yaml.safe_dump(kit_vars))
-        env = {**os.environ, "DOCKER_HOST": docker_host, "LABKIT_MOLECULE_IMAGE": tag, "LABKIT_MOLECULE_VARS": str(vars_file), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+        env = {
+            **os.environ,
+            "DOCKER_HOST": docker_host,
+            "LABKIT_MOLECULE_IMAGE": tag,
+            "LABKIT_MOLECULE_VARS": str(vars_file),
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_CACHE_PLUGIN": "memory",
+        }
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
         failed = []
         for scenario in scenarios:

@@ -90,9 +90,10 @@ def ansible_tool(name: str) -> str:
     return require(name, "Re-run ./kit so it installs ansible into .venv.")
 
 
-def ansible_env(root: Path) -> dict[str, str]:
+def ansible_env(root: Path, state_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str((state_dir or root / ".state") / "facts")
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -108,6 +109,7 @@ def playbook(
     extra: Sequence[str] = (),
     emit: Callable[[str], None] = print,
     env: dict[str, str] | None = None,
+    state_dir: Path | None = None,
 ) -> PlaybookRun:
     """Run ``playbooks/NAME`` against ``inventory``; raise KitError naming failed hosts."""
     argv = [ansible_tool("ansible-playbook"), "-i", str(inventory), str(root / "playbooks" / name)]
@@ -117,7 +119,7 @@ def playbook(
         argv += ["--limit", limit]
     argv += list(extra)
     lines: list[str] = []
-    with subprocess.Popen(argv, cwd=root, env={**ansible_env(root), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+    with subprocess.Popen(argv, cwd=root, env={**ansible_env(root, state_dir), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         try:
             for line in proc.stdout or ():
                 line = line.rstrip("\n")
