@@ -14,6 +14,7 @@ own checksums.  They are **stand-ins**, marked so everywhere they appear.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import re
@@ -183,7 +184,10 @@ def _standin_image(tree: AptTree, tmp: Path, cache_dir: Path, arch: str, suite: 
     run(["apt-get", *tree.opts(), "download", f"busybox-static={deb.version}"], cwd=tmp, capture=True, what="apt-get download busybox-static")
     root = tmp / "busybox"
     _extract(next(tmp.glob("busybox-static_*.deb")), root)
-    busybox = (root / "bin/busybox").read_bytes()
+    found = [p for p in (root / "usr/bin/busybox", root / "bin/busybox") if p.is_file()]
+    if not found:
+        raise KitError(f"busybox-static {deb.version} has no bin/busybox or usr/bin/busybox")
+    busybox = found[0].read_bytes()
     tag = re.sub(r"[^A-Za-z0-9_.-]", "_", deb.version)
     digest = oci.build_image(
         cache_dir / "oci",
@@ -218,8 +222,8 @@ def _extract(deb: Path, into: Path) -> None:
 
 
 def _tar(files: dict[Path, str], target: Path) -> None:
-    """A reproducible tar.gz (fixed owner and mtime) so a rebuild has the same checksum."""
-    with tarfile.open(target, "w:gz", compresslevel=6) as tar:
+    """A reproducible tar.gz (fixed owner and mtimes, gzip header included) so a rebuild has the same checksum."""
+    with target.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for src, arcname in sorted(files.items(), key=lambda kv: kv[1]):
             info = tar.gettarinfo(str(src), arcname)
             info.uid = info.gid = 0
