@@ -153,6 +153,110 @@ def bench(c: Context) -> None:
     bench_mod.run(kit(), say=_say)
 
 
+# ---------------------------------------------------------------------- labs
+
+
+def _lab(lab_id: str):  # type: ignore[no-untyped-def]
+    from labkit import labs
+
+    return labs.find(labs.discover(), lab_id)
+
+
+@task(name="list")
+@friendly
+def lab_list(c: Context) -> None:
+    """List the labs: layer, minutes, whether their layers are installed, and your progress."""
+    from labkit import labs
+
+    k = kit()
+    enabled = k.resolve().enabled_layers()
+    progress = labs.Progress(k.progress_path)
+    table = Table("lab", "title", "layer", "min", "status")
+    for lab in labs.discover():
+        missing = lab.missing_layers(enabled)
+        state = f"needs layers: {', '.join(missing)}" if missing else progress.status(lab)
+        table.add_row(lab.id, lab.spec.title, lab.spec.layer, str(lab.spec.minutes), state)
+    console.print(table)
+
+
+@task(name="start", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_start(c: Context, lab: str) -> None:
+    """Start LAB: take its starting snapshot (first time) or restore it, and show where the guide is."""
+    the_lab = _lab(lab)
+    action = kit().lab_start(the_lab)
+    _say(f"✓ lab {the_lab.id} ({the_lab.spec.title}): starting snapshot {action}")
+    _say(f"  guide: {the_lab.path.relative_to(ROOT) / 'README.md'}   then: ./kit lab.check {the_lab.id}")
+
+
+@task(name="check", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_check(c: Context, lab: str) -> None:
+    """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
+    import time as _time
+
+    from labkit import labs
+
+    the_lab = _lab(lab)
+    k = kit()
+    start = _time.monotonic()
+    results = labs.run_checks(the_lab, k.lab_context(the_lab))
+    labs.Progress(k.progress_path).checked(the_lab, results)
+    for r in results:
+        if r.ok:
+            _say(f"  ✓ {r.id:<22} {r.step}")
+        else:
+            _say(f"  ✗ {r.id:<22} {r.step}\n      {r.detail}\n      hint: {r.hint}")
+    failed = [r for r in results if not r.ok]
+    _say(f"{len(results) - len(failed)}/{len(results)} checks pass ({_time.monotonic() - start:.1f} s)")
+    if failed:
+        raise Exit(code=1)
+
+
+@task(name="solve", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_solve(c: Context, lab: str) -> None:
+    """Perform LAB's steps with its solution playbook (labs/NN-*/solution.yml)."""
+    kit().lab_solve(_lab(lab))
+
+
+@task(name="reset", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_reset(c: Context, lab: str) -> None:
+    """Put every node back to LAB's starting snapshot (your own snapshots of this lab are dropped)."""
+    the_lab = _lab(lab)
+    kit().lab_reset(the_lab)
+    _say(f"✓ lab {the_lab.id} is back at its start")
+
+
+@task(name="status", help={"json": "Print the progress as JSON (for an instructor)."})
+@friendly
+def lab_status(c: Context, json: bool = False) -> None:
+    """Your progress through the labs (kept in .state/labs-progress.json)."""
+    import json as json_mod
+
+    from labkit import labs
+
+    k = kit()
+    progress = labs.Progress(k.progress_path)
+    if json:
+        print(json_mod.dumps({"cluster": k.resolve().config.name, "labs": progress.data}, indent=2, sort_keys=True))
+        return
+    for lab in labs.discover():
+        _say(f"  {lab.id}  {progress.status(lab):<28} {lab.spec.title}")
+
+
+@task(name="snapshot", help={"lab": "Lab number, e.g. 01.", "name": "Your name for the snapshot."})
+@friendly
+def lab_snapshot(c: Context, lab: str, name: str) -> None:
+    """Take a snapshot of the lab's nodes from the host, named labNN-NAME (dropped by lab.reset)."""
+    the_lab = _lab(lab)
+    k = kit()
+    snap = f"lab{the_lab.id}-{name}"
+    k.vagrant().snapshot("save", snap, k.lab_nodes(the_lab))
+    _say(f"✓ snapshot {snap} taken; restore it with `vagrant snapshot restore {k.lab_nodes(the_lab)[0]} {snap}`")
+
+
 # ---------------------------------------------------------------------- box
 
 
@@ -230,6 +334,20 @@ def pin(c: Context) -> None:
     errors = cache_mod.pin(cache_mod.MANIFEST, say=_say)
     if errors:
         raise KitError("some checksums could not be pinned:\n" + "\n".join(f"  - {e}" for e in errors))
+
+
+@task(name="serve")
+@friendly
+def cache_serve(c: Context) -> None:
+    """Serve the artifact cache to the nodes until Ctrl-C (for lab steps that pull from it by hand)."""
+    import threading
+
+    from labkit import serve
+
+    resolved = kit().resolve()
+    with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
+        _say(f"serving {resolved.cache_dir} at {url} — Ctrl-C to stop")
+        threading.Event().wait()
 
 
 @task(name="lock-debs", help={"suite": "Debian suite of the nodes (default: the box's suite)."})
@@ -328,7 +446,8 @@ def everything(c: Context, full: bool = False) -> None:
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
 namespace.add_collection(Collection("box", build))
-namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins))
+namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve))
+namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)

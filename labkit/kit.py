@@ -210,6 +210,7 @@ class Kit:
     def _finish(self, command: str, phases: Phases, run: runner.PlaybookRun, resolved: Resolved) -> dict[str, Any]:
         summary = {
             "command": command,
+            "finished": time.time(),
             "phases": [{"name": n, "seconds": round(s, 1)} for n, s in phases.times],
             "roles": run.role_times,
             "recap": {h: vars(r) for h, r in run.recap.items()},
@@ -261,3 +262,82 @@ class Kit:
         if node not in names:
             raise KitError(f"no node named {node!r}; the nodes are: {', '.join(names)}")
         return self.vagrant().exec_ssh(node, command)
+
+    # ----------------------------------------------------------------- labs
+    @property
+    def progress_path(self) -> Path:
+        return self.state_dir / "labs-progress.json"
+
+    def lab_nodes(self, lab: Any) -> list[str]:
+        resolved = self.resolve()
+        names = [n.name for n in resolved.nodes]
+        wanted = [n for n in lab.spec.nodes if n != "first"]
+        return [n for n in names if n in wanted] or names[:1]
+
+    def _snapshot_lister(self) -> Callable[[str], list[str]]:
+        resolved = self.resolve()
+        if resolved.provider == "libvirt":
+            from labkit import libvirt
+
+            prefix = f"{resolved.config.name}-"
+            return lambda node: libvirt.snapshots(prefix + node)
+        return self.vagrant().snapshot_names
+
+    def lab_context(self, lab: Any) -> Any:
+        from labkit import labs
+
+        if not self.inventory_path.exists():
+            raise KitError("the cluster has no inventory yet: run `./kit up` first")
+        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister())
+
+    def lab_require_layers(self, lab: Any) -> None:
+        missing = lab.missing_layers(self.resolve().enabled_layers())
+        if missing:
+            keys = ", ".join(f"layers.{m}: true" for m in missing)
+            raise KitError(f"lab {lab.id} needs the {', '.join(missing)} layer(s): set {keys} in sandbox.local.yml and run `./kit up`")
+
+    def lab_start(self, lab: Any) -> str:
+        """Restore the lab's starting snapshot, or take it on first start."""
+        from labkit import labs
+
+        self.lab_require_layers(lab)
+        resolved = self.resolve()
+        names = [n.name for n in resolved.nodes]
+        have = all(lab.snapshot in self._snapshot_lister()(n) for n in names)
+        if have:
+            self.say(f"restoring the starting snapshot {lab.snapshot} of every node")
+            self.vagrant().snapshot("restore", lab.snapshot, names)
+            runner.close_ssh_masters(self.state_dir)
+            action = "restored"
+        else:
+            self.say(f"taking the starting snapshot {lab.snapshot} of every node (once per lab)")
+            self.vagrant().snapshot("save", lab.snapshot, names)
+            action = "taken"
+        labs.Progress(self.progress_path).started(lab)
+        return action
+
+    def lab_reset(self, lab: Any) -> None:
+        """Put every node back to the lab's starting snapshot and drop the student's own snapshots."""
+        from labkit import labs
+
+        resolved = self.resolve()
+        names = [n.name for n in resolved.nodes]
+        lister = self._snapshot_lister()
+        if not all(lab.snapshot in lister(n) for n in names):
+            raise KitError(f"lab {lab.id} has no starting snapshot yet: run `./kit lab.start {lab.id}` first")
+        self.vagrant().snapshot("restore", lab.snapshot, names)
+        runner.close_ssh_masters(self.state_dir)
+        for node in names:
+            for snap in lister(node):
+                if snap.startswith(f"lab{lab.id}-"):
+                    self.vagrant().snapshot("delete", snap, [node])
+        labs.Progress(self.progress_path).reset(lab)
+
+    def lab_solve(self, lab: Any) -> runner.PlaybookRun:
+        from labkit import serve
+
+        self.lab_require_layers(lab)
+        resolved = self.resolve()
+        inv = self.write_inventory(resolved)
+        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port):
+            return runner.playbook(self.root, str(lab.path / "solution.yml"), inv, emit=self.say, state_dir=self.state_dir)

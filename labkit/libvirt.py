@@ -79,3 +79,8 @@ def remove_box_volumes(box_name: str, pool: str) -> list[str]:
             _virsh("vol-delete", vol, "--pool", pool)
             removed.append(vol)
     return removed
+
+
+def snapshots(domain: str) -> list[str]:
+    """Snapshot names of one domain (fast: no Vagrant start-up)."""
+    return _names(_virsh("snapshot-list", domain, "--name"))

@@ -94,6 +94,8 @@ def ansible_env(root: Path, state_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str((state_dir or root / ".state") / "facts")
+    # SSH connection masters of this cluster, in its state folder (closed after a snapshot restore).
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str((state_dir or root / ".state") / "cp")
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -112,7 +114,8 @@ def playbook(
     state_dir: Path | None = None,
 ) -> PlaybookRun:
     """Run ``playbooks/NAME`` against ``inventory``; raise KitError naming failed hosts."""
-    argv = [ansible_tool("ansible-playbook"), "-i", str(inventory), str(root / "playbooks" / name)]
+    playbook_path = Path(name) if Path(name).is_absolute() else root / "playbooks" / name
+    argv = [ansible_tool("ansible-playbook"), "-i", str(inventory), str(playbook_path)]
     if tags:
         argv += ["--tags", tags]
     if limit:
@@ -128,10 +131,20 @@ def playbook(
             code = proc.wait()
         except KeyboardInterrupt:
             proc.wait()
-            raise KitError(f"interrupted while running {name}; every task is idempotent: run the command again to finish") from None
+            raise KitError(f"interrupted while running {playbook_path.name}; every task is idempotent: run the command again to finish") from None
     recap = parse_recap(lines)
     if code != 0:
         bad = sorted(h for h, r in recap.items() if r.failed or r.unreachable)
         hosts = f" on {', '.join(bad)}" if bad else ""
         raise KitError(f"{name} failed{hosts} (exit {code}): the failing task and its message are above. Fix it and run `./kit provision`.")
     return PlaybookRun(recap, lines)
+
+
+def close_ssh_masters(state_dir: Path) -> int:
+    """Close this cluster's persistent SSH connections (their peers may have been restored
+    from a snapshot and no longer know them). Returns how many were closed."""
+    closed = 0
+    for sock in sorted((state_dir / "cp").glob("*")) if (state_dir / "cp").is_dir() else []:
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "labkit-master"], capture_output=True, timeout=30, check=False)
+        closed += 1
+    return closed

@@ -145,6 +145,18 @@ class Vagrant:
         # Run outside the project folder: `box add` needs no Vagrantfile.
         subprocess.run(self._argv("box", "add", "--force", "--name", name, str(box_file)), cwd=box_file.parent, env=self.env, check=True, stdout=sys.stdout, stderr=sys.stderr)
 
+    def snapshot(self, action: str, name: str, machines: Sequence[str] = ()) -> None:
+        """`vagrant snapshot save|restore|delete` NAME on ``machines`` (all when empty)."""
+        for machine in machines or [""]:
+            args = ["snapshot", action, *([machine] if machine else []), name]
+            if action == "restore":
+                args.insert(2, "--no-provision")
+            self.stream(*args, emit=lambda line: None)
+
+    def snapshot_names(self, machine: str) -> list[str]:
+        text = self.capture("snapshot", "list", machine)
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("==>")]
+
     def exec_ssh(self, name: str, command: str | None = None) -> int:
         args = self._argv("ssh", name) + (["-c", command] if command else [])
         return subprocess.call(args, cwd=self.root, env=self.env)

@@ -105,7 +105,15 @@ def test_node_layers_hold_after_a_reboot(cluster: Cluster) -> None:
         "--sudo",
         str(ROOT / "tests/e2e/nodes/node_layers_spec.py"),
     ]
-    proc = subprocess.run(argv, cwd=ROOT, env={**cluster.env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, capture_output=True, text=True, timeout=900, check=False)
+    # The kit serves the cache only while its playbooks run: serve it for `ctr pull` here.
+    server = subprocess.Popen(
+        [*cluster.prefix(), sys.executable, "-m", "labkit.serve", str(ROOT / ".cache/artifacts"), "--host", "192.168.60.1", "--port", "8790"], cwd=ROOT, env=cluster.env
+    )
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, env={**cluster.env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, capture_output=True, text=True, timeout=900, check=False)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     print(proc.stdout[-8000:], proc.stderr[-2000:])
     assert proc.returncode == 0, "testinfra checks of the node layers failed after the reboot"
     assert " passed" in proc.stdout and "skipped" not in proc.stdout
@@ -126,6 +134,46 @@ def test_second_up_changes_nothing(cluster: Cluster) -> None:
     assert summary["changed"] == 0, summary["recap"]
     first_total = sum(p["seconds"] for p in first["phases"])
     record(f"  second up / first up = {again / first_total:.0%}", None)
+
+
+@pytest.mark.parametrize("lab", ["01", "02"])
+def test_lab_checks_fail_then_pass_after_solve_then_fail_after_reset(cluster: Cluster, lab: str) -> None:
+    """Labs 01-02 on the real VMs: every check fails on a fresh cluster, passes after
+    lab.solve, and fails again after lab.reset (snapshot restore)."""
+
+    def check(expect_ok: bool) -> tuple[int, float]:
+        start = time.monotonic()
+        proc = cluster.kit("lab.check", lab, timeout=300, check=False)
+        elapsed = time.monotonic() - start
+        passing = proc.stdout.count("  ✓ ")
+        failing = proc.stdout.count("  ✗ ")
+        if expect_ok:
+            assert proc.returncode == 0 and failing == 0, proc.stdout
+        else:
+            assert proc.returncode == 1 and passing == 0, f"a check passes before its step:\n{proc.stdout}"
+        return passing + failing, elapsed
+
+    t = time.monotonic()
+    cluster.kit("lab.start", lab, timeout=1200)
+    record(f"lab {lab}: start (take the snapshot)", time.monotonic() - t)
+    total, _ = check(expect_ok=False)
+    t = time.monotonic()
+    cluster.kit("lab.solve", lab, timeout=1200)
+    record(f"lab {lab}: solve", time.monotonic() - t)
+    _, check_secs = check(expect_ok=True)
+    record(f"lab {lab}: check ({total} checks, all pass)", check_secs)
+    t = time.monotonic()
+    cluster.kit("lab.reset", lab, timeout=1200)
+    record(f"lab {lab}: reset (snapshot restore)", time.monotonic() - t)
+    check(expect_ok=False)
+    status = json.loads(cluster.kit("lab.status", "--json", timeout=120).stdout)
+    assert lab in status["labs"] and "reset" in status["labs"][lab]
+
+
+def test_lab_list_shows_every_lab(cluster: Cluster) -> None:
+    proc = cluster.kit("lab.list", timeout=120)
+    for lab in ("01", "02"):
+        assert f" {lab} " in proc.stdout
 
 
 def test_benchmark_prints_its_figures(cluster: Cluster) -> None:

@@ -51,3 +51,10 @@ def test_crictl_talks_to_containerd(host):
 def test_download_is_kept_so_a_rerun_fetches_nothing(host):
     assert host.file("/var/cache/labkit").is_directory
     assert len(host.file("/var/cache/labkit").listdir()) == 3
+
+
+def test_every_registry_is_pulled_through_the_cache(host):
+    hosts = host.file("/etc/containerd/certs.d/_default/hosts.toml")
+    assert hosts.mode == 0o644
+    assert '[host."http://127.0.0.1:8790"]' in hosts.content_string
+    assert 'capabilities = ["pull", "resolve"]' in hosts.content_string

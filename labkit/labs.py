@@ -1,0 +1,251 @@
+"""The lab runner: discovery, checks (✓/✗ with a hint), solve, snapshot reset, progress.
+
+A lab is a folder ``labs/NN-slug/`` with ``lab.yml`` (id, title, layer, needs, minutes,
+steps and the check ids of each), ``README.md`` (the guide), ``checks.py`` (small named
+checks) and ``solution.yml`` (an Ansible playbook that performs the steps).  The runner
+knows nothing specific to any lab.
+
+A check is a function registered with ``@check(id, hint)`` that takes a ``Nodes`` object
+(testinfra hosts by node name) and raises ``AssertionError`` when the step is not done.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labkit.errors import KitError
+
+LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+Layer = Literal["vm", "containers", "kubernetes", "istio", "knative"]
+# The config layer each lab layer needs installed (vm and containers: the node layers).
+LAYER_SWITCH = {"kubernetes": "kubernetes", "istio": "istio", "knative": "knative"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    title: str
+    checks: list[str]
+
+
+class LabSpec(_Strict):
+    id: Annotated[str, Field(pattern=r"^\d\d$")]
+    title: str
+    layer: Layer
+    needs: list[Layer] = []
+    minutes: Annotated[int, Field(ge=1)]
+    nodes: list[str] = []  # which nodes the checks look at (empty: the first node)
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    hint: str
+    fn: Callable[[Any], None]
+
+
+@dataclass
+class Lab:
+    spec: LabSpec
+    path: Path
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def snapshot(self) -> str:
+        return f"lab-{self.spec.id}-start"
+
+    def missing_layers(self, enabled: Iterable[str]) -> list[str]:
+        on = set(enabled)
+        return [LAYER_SWITCH[n] for n in [self.spec.layer, *self.spec.needs] if n in LAYER_SWITCH and LAYER_SWITCH[n] not in on]
+
+
+# ---------------------------------------------------------------------- check registry
+
+_REGISTRY: list[Check] = []
+
+
+def check(check_id: str, hint: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Register a lab check: ``check_id`` as listed in lab.yml, ``hint`` shown when it fails."""
+
+    def wrap(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+        _REGISTRY.append(Check(check_id, hint, fn))
+        return fn
+
+    return wrap
+
+
+def _load_checks(path: Path) -> dict[str, Check]:
+    _REGISTRY.clear()
+    module_spec = importlib.util.spec_from_file_location(f"labkit_lab_{path.parent.name.replace('-', '_')}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise KitError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    found = {c.id: c for c in _REGISTRY}
+    _REGISTRY.clear()
+    return found
+
+
+def discover(labs_dir: Path = LABS_DIR) -> list[Lab]:
+    """Every lab under ``labs_dir``, validated: each step's check ids exist in checks.py."""
+    labs = []
+    for lab_yml in sorted(labs_dir.glob("[0-9][0-9]-*/lab.yml")):
+        try:
+            spec = LabSpec.model_validate(yaml.safe_load(lab_yml.read_text()))
+        except (ValidationError, yaml.YAMLError) as exc:
+            raise KitError(f"{lab_yml}: {exc}") from None
+        lab = Lab(spec, lab_yml.parent, _load_checks(lab_yml.parent / "checks.py"))
+        listed = [c for step in spec.steps for c in step.checks]
+        unknown = sorted(set(listed) - set(lab.checks))
+        unused = sorted(set(lab.checks) - set(listed))
+        if unknown or unused:
+            raise KitError(f"{lab_yml}: check ids {unknown} are not defined in checks.py; {unused} are defined but in no step")
+        labs.append(lab)
+    return labs
+
+
+def find(labs: list[Lab], lab_id: str) -> Lab:
+    wanted = lab_id.zfill(2)
+    for lab in labs:
+        if lab.id == wanted:
+            return lab
+    raise KitError(f"no lab {lab_id!r}; the labs are: {', '.join(f'{lab.id} ({lab.spec.title})' for lab in labs)}")
+
+
+# ---------------------------------------------------------------------- running checks
+
+
+@dataclass(frozen=True)
+class Result:
+    id: str
+    step: str
+    ok: bool
+    hint: str
+    detail: str
+    seconds: float
+
+
+def run_checks(lab: Lab, nodes: Any) -> list[Result]:
+    """Run every check of ``lab`` against ``nodes``, in step order."""
+    results = []
+    for step in lab.spec.steps:
+        for check_id in step.checks:
+            chk = lab.checks[check_id]
+            start = time.monotonic()
+            try:
+                chk.fn(nodes)
+                ok, detail = True, ""
+            except AssertionError as exc:
+                ok, detail = False, str(exc).split("\n")[0]
+            except Exception as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}".split("\n")[0]
+            results.append(Result(check_id, step.title, ok, chk.hint, detail, time.monotonic() - start))
+    return results
+
+
+# ---------------------------------------------------------------------- progress
+
+
+class Progress:
+    """Each lab's state, kept in a local JSON file an instructor can collect."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.path)
+
+    def started(self, lab: Lab) -> None:
+        entry = self.data.setdefault(lab.id, {})
+        entry.setdefault("started", _now())
+        self.save()
+
+    def checked(self, lab: Lab, results: list[Result]) -> None:
+        entry = self.data.setdefault(lab.id, {})
+        entry["checks"] = {r.id: r.ok for r in results}
+        entry["last_check"] = _now()
+        if all(r.ok for r in results):
+            entry.setdefault("passed", _now())
+        self.save()
+
+    def reset(self, lab: Lab) -> None:
+        entry = self.data.setdefault(lab.id, {})
+        entry.pop("checks", None)
+        entry["reset"] = _now()
+        self.save()
+
+    def status(self, lab: Lab) -> str:
+        entry = self.data.get(lab.id)
+        if not entry:
+            return "not started"
+        if "passed" in entry:
+            return "passed"
+        checks: Mapping[str, bool] = entry.get("checks", {})
+        done = sum(1 for ok in checks.values() if ok)
+        return f"in progress ({done}/{len(checks)} checks)" if checks else "started"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+# ---------------------------------------------------------------------- what checks see
+
+
+class Nodes:
+    """What a check gets: testinfra hosts by node name (over the kit's inventory, SSH
+    connections reused), the cluster's snapshots, and the lab image in the cache."""
+
+    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]]):
+        self.inventory = inventory
+        self.names = names
+        self._hosts: dict[str, Any] = {}
+        self._snapshots = snapshot_lister
+        data = yaml.safe_load(inventory.read_text()) if inventory.exists() else {}
+        self.kit: dict[str, Any] = (data or {}).get("all", {}).get("vars", {}).get("kit", {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._hosts:
+            import testinfra
+
+            self._hosts[name] = testinfra.get_host(f"ansible://{name}?ansible_inventory={self.inventory}")
+        return self._hosts[name]
+
+    @property
+    def first_name(self) -> str:
+        return self.names[0]
+
+    @property
+    def first(self) -> Any:
+        return self[self.first_name]
+
+    def snapshots(self, name: str) -> list[str]:
+        return self._snapshots(name)
+
+    @property
+    def image_ref(self) -> str:
+        """The image the labs run: the first image artifact the cache holds for this cluster."""
+        refs = [a["ref"] for a in self.kit.get("artifacts", {}).values() if "ref" in a]
+        if not refs:
+            raise KitError("the cache holds no image for the labs")
+        return refs[0]

@@ -1,0 +1,41 @@
+"""Lab 01 checks: each reads what the student recorded and compares it with the node itself."""
+
+from labkit.labs import check
+
+DIR = "/home/vagrant/lab01"
+
+
+def _recorded(node, name):
+    f = node.file(f"{DIR}/{name}")
+    assert f.exists, f"{DIR}/{name} does not exist yet"
+    return f.content_string.strip()
+
+
+@check("virt_recorded", hint="Run `systemd-detect-virt > ~/lab01/virt.txt` on the node (step 1).")
+def virt_recorded(nodes):
+    actual = nodes.first.check_output("systemd-detect-virt || true")
+    assert _recorded(nodes.first, "virt.txt") == actual, f"virt.txt does not say {actual!r}"
+
+
+@check("virtio_recorded", hint="List the virtio drivers: `ls /sys/bus/virtio/drivers > ~/lab01/virtio.txt` (step 2).")
+def virtio_recorded(nodes):
+    recorded = set(_recorded(nodes.first, "virtio.txt").split())
+    actual = set(nodes.first.check_output("ls /sys/bus/virtio/drivers").split())
+    assert {"virtio_blk", "virtio_net"} <= actual, "this node has no virtio disk or NIC (is it a VM?)"
+    assert recorded == actual, f"virtio.txt lists {sorted(recorded)}, the node has {sorted(actual)}"
+
+
+@check("cpu_flag_recorded", hint="Find the flag that betrays a hypervisor: `grep -o -w -m1 hypervisor /proc/cpuinfo > ~/lab01/cpuflag.txt` (step 3).")
+def cpu_flag_recorded(nodes):
+    assert _recorded(nodes.first, "cpuflag.txt") == "hypervisor", "cpuflag.txt should hold the one flag a VM's CPU shows: hypervisor"
+    assert nodes.first.run("grep -q -w hypervisor /proc/cpuinfo").rc == 0
+
+
+@check("boot_time_recorded", hint="Save `systemd-analyze` to ~/lab01/boot.txt and compare kernel and userspace time (step 4).")
+def boot_time_recorded(nodes):
+    assert _recorded(nodes.first, "boot.txt").startswith("Startup finished in"), "boot.txt should start with systemd-analyze's 'Startup finished in'"
+
+
+@check("snapshot_taken", hint="On the host: `./kit lab.snapshot save mine` (step 5), then `./kit lab.snapshot list`.")
+def snapshot_taken(nodes):
+    assert "lab01-mine" in nodes.snapshots(nodes.first_name), "no snapshot named mine for this lab yet"

@@ -1,0 +1,137 @@
+"""The lab runner and the logic of labs 01-02's checks, against a recording test double of
+a node (FakeHost): the real VMs prove the checks end to end (tests/e2e)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from labkit import labs
+from labkit.errors import KitError
+
+
+@dataclass
+class FakeFile:
+    exists: bool = False
+    content_string: str = ""
+    is_directory: bool = False
+
+
+@dataclass
+class FakeMount:
+    exists: bool = False
+    filesystem: str = ""
+
+
+@dataclass
+class FakeRun:
+    rc: int
+    stdout: str
+
+
+@dataclass
+class FakeHost:
+    """Test double of a testinfra host: files and command outputs set by the test."""
+
+    files: dict[str, FakeFile] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    mounts: dict[str, FakeMount] = field(default_factory=dict)
+
+    def file(self, path: str) -> FakeFile:
+        return self.files.get(path, FakeFile())
+
+    def check_output(self, cmd: str) -> str:
+        return self.outputs[cmd]
+
+    def run(self, cmd: str) -> FakeRun:
+        return FakeRun(0 if cmd in self.outputs else 1, self.outputs.get(cmd, ""))
+
+    def mount_point(self, path: str) -> FakeMount:
+        return self.mounts.get(path, FakeMount())
+
+
+@dataclass
+class FakeNodes:
+    first: FakeHost
+    snapshot_names: list[str] = field(default_factory=list)
+    first_name: str = "node1"
+    image_ref: str = "labkit.local/standin/busybox:1"
+
+    def snapshots(self, name: str) -> list[str]:
+        return self.snapshot_names
+
+
+def lab(lab_id: str) -> labs.Lab:
+    return labs.find(labs.discover(), lab_id)
+
+
+def test_every_lab_is_discovered_with_its_checks() -> None:
+    found = labs.discover()
+    assert [lab.id for lab in found][:2] == ["01", "02"]
+    for one in found:
+        assert (one.path / "README.md").exists()
+        assert (one.path / "solution.yml").exists()
+
+
+def test_unknown_lab_lists_the_labs() -> None:
+    with pytest.raises(KitError, match="no lab '9'; the labs are: 01"):
+        labs.find(labs.discover(), "9")
+
+
+def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
+    node = FakeHost(outputs={"systemd-detect-virt || true": "qemu", "ls /sys/bus/virtio/drivers": "virtio_blk\nvirtio_net", "grep -q -w hypervisor /proc/cpuinfo": ""})
+    results = labs.run_checks(lab("01"), FakeNodes(node))
+    assert [r.ok for r in results] == [False] * 5
+    assert all(r.hint for r in results)
+    d = "/home/vagrant/lab01"
+    node.files.update(
+        {
+            f"{d}/virt.txt": FakeFile(True, "qemu\n"),
+            f"{d}/virtio.txt": FakeFile(True, "virtio_blk\nvirtio_net\n"),
+            f"{d}/cpuflag.txt": FakeFile(True, "hypervisor\n"),
+            f"{d}/boot.txt": FakeFile(True, "Startup finished in 2.1s (kernel) + 20s (userspace)\n"),
+        }
+    )
+    results = labs.run_checks(lab("01"), FakeNodes(node, ["lab01-mine"]))
+    assert [(r.id, r.ok) for r in results] == [(r.id, True) for r in results], results
+
+
+def test_lab01_rejects_a_wrong_answer() -> None:
+    node = FakeHost(outputs={"systemd-detect-virt || true": "kvm"}, files={"/home/vagrant/lab01/virt.txt": FakeFile(True, "qemu\n")})
+    result = labs.run_checks(lab("01"), FakeNodes(node))[0]
+    assert not result.ok and "does not say 'kvm'" in result.detail
+
+
+def test_lab02_cgroup_check_needs_a_kill() -> None:
+    cg = "/sys/fs/cgroup/lab02"
+    node = FakeHost(
+        files={
+            cg: FakeFile(True, is_directory=True),
+            f"{cg}/memory.max": FakeFile(True, "33554432\n"),
+            f"{cg}/memory.events": FakeFile(True, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n"),
+        }
+    )
+    result = next(r for r in labs.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill")
+    assert not result.ok and "oom_kill is 0" in result.detail
+    node.files[f"{cg}/memory.events"] = FakeFile(True, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
+    assert next(r for r in labs.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill").ok
+
+
+def test_progress_is_kept_and_exported(tmp_path: Path) -> None:
+    one = lab("01")
+    progress = labs.Progress(tmp_path / "p.json")
+    assert progress.status(one) == "not started"
+    progress.started(one)
+    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1), labs.Result("b", "s", False, "h", "d", 0.1)])
+    assert labs.Progress(tmp_path / "p.json").status(one) == "in progress (1/2 checks)"
+    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
+    assert labs.Progress(tmp_path / "p.json").status(one) == "passed"
+    progress.reset(one)
+    assert "reset" in labs.Progress(tmp_path / "p.json").data["01"]
+
+
+def test_a_lab_names_the_layers_it_lacks() -> None:
+    two = lab("02")
+    assert two.missing_layers([]) == []  # containers need only the node layers
