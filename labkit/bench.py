@@ -27,7 +27,9 @@ UNTUNED = {
 }
 
 
-def run(k: Kit, say: Callable[[str], None] = print) -> dict[str, object]:
+def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> dict[str, object]:
+    """Print the figures; with ``tags``, the untuned re-run covers only those roles (the
+    tuned figures then come from the latest no-change run, when there is one)."""
     if not k.first_run_path.exists():
         raise KitError("no first provisioning recorded for this cluster: run `./kit up` on a new cluster first")
     first = json.loads(k.first_run_path.read_text())
@@ -39,16 +41,24 @@ def run(k: Kit, say: Callable[[str], None] = print) -> dict[str, object]:
     runs = [("re-run, tuning off", UNTUNED)] + ([] if reuse else [("re-run, tuned (ansible.cfg)", {})])
     for name, env in runs:
         start = time.monotonic()
-        summary = Kit(k.root, k.config_path, k.state_dir, say=quiet).provision(env=env)
+        summary = Kit(k.root, k.config_path, k.state_dir, say=quiet).provision(env=env, tags=tags)
         results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"]}
     if reuse and last is not None:
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.
         tuned = next(p["seconds"] for p in last["phases"] if p["name"].startswith("provision"))
         results["re-run, tuned (ansible.cfg)"] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {})}
-    say("provisioning benchmark (playbooks/site.yml on the running cluster):")
+    say("provisioning benchmark (playbooks/site.yml on the running cluster" + (f"; re-runs limited to --tags {tags}" if tags else "") + "):")
     say(f"  {'first provisioning':<32} {first_site:8.1f} s")
+    first_roles: dict[str, float] = first.get("roles", {})
     for name, r in results.items():
         secs = float(r["seconds"])  # type: ignore[arg-type]
+        roles_run: dict[str, float] = r["roles"]  # type: ignore[assignment]
+        if tags and name.endswith("tuning off"):
+            # Only some roles ran: compare them with the same roles' first run.
+            base = sum(first_roles.get(role, 0.0) for role in roles_run) or first_site
+            secs = sum(roles_run.values())
+            say(f"  {name + ' (' + tags + ')':<32} {secs:8.1f} s  = {secs / base:5.0%} of their first run   (changed tasks: {r['changed']})")
+            continue
         say(f"  {name:<32} {secs:8.1f} s  = {secs / first_site:5.0%} of the first   (changed tasks: {r['changed']})")
     roles = sorted(set(first.get("roles", {})) | {role for r in results.values() for role in r["roles"]})  # type: ignore[union-attr]
     say("  time per role (s):      first    re-run off    re-run tuned")

@@ -144,13 +144,13 @@ def kubeconfig(c: Context) -> None:
     raise KitError("the Kubernetes layer is not part of this version of the kit yet (it is being built), so there is no kubeconfig to write")
 
 
-@task
+@task(help={"tags": "Re-run only these roles (comma-separated Ansible tags): a quicker benchmark."})
 @friendly
-def bench(c: Context) -> None:
+def bench(c: Context, tags: str | None = None) -> None:
     """Print provisioning figures for the running cluster: first run, re-runs with and without tuning, time per role."""
     from labkit import bench as bench_mod
 
-    bench_mod.run(kit(), say=_say)
+    bench_mod.run(kit(), say=_say, tags=tags)
 
 
 # ---------------------------------------------------------------------- labs
