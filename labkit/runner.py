@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,20 +43,22 @@ class HostRecap:
     ignored: int = 0
 
 
+def _matches_after(lines: Sequence[str], header: str, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """Matches of ``pattern`` on the (stripped) lines after the first line starting with ``header``."""
+    started = False
+    for line in lines:
+        if line.startswith(header):
+            started = True
+        elif started and (m := pattern.match(line.strip())):
+            yield m
+
+
 def parse_recap(lines: Sequence[str]) -> dict[str, HostRecap]:
     """Parse the PLAY RECAP block of ansible-playbook's default output."""
     recap: dict[str, HostRecap] = {}
-    in_recap = False
-    for line in lines:
-        if line.startswith("PLAY RECAP"):
-            in_recap = True
-            continue
-        if not in_recap:
-            continue
-        m = _RECAP.match(line.strip())
-        if m:
-            counts = {k: int(v) for k, v in (p.split("=") for p in m.group("counts").split())}
-            recap[m.group("host")] = HostRecap(**{k: v for k, v in counts.items() if k in HostRecap.__dataclass_fields__})
+    for m in _matches_after(lines, "PLAY RECAP", _RECAP):
+        counts = {k: int(v) for k, v in (p.split("=") for p in m.group("counts").split())}
+        recap[m.group("host")] = HostRecap(**{k: v for k, v in counts.items() if k in HostRecap.__dataclass_fields__})
     return recap
 
 
@@ -65,17 +67,7 @@ _ROLE_TIME = re.compile(r"^(?P<role>[a-z][a-z0-9_]*)\s+-+\s+(?P<secs>\d+(?:\.\d+
 
 def parse_role_times(lines: Sequence[str]) -> dict[str, float]:
     """Seconds per role from the ROLES RECAP of the ansible.posix.profile_roles callback."""
-    times: dict[str, float] = {}
-    in_recap = False
-    for line in lines:
-        if line.startswith("ROLES RECAP"):
-            in_recap = True
-            continue
-        if in_recap:
-            m = _ROLE_TIME.match(line.strip())
-            if m and m.group("role") != "total":
-                times[m.group("role")] = float(m.group("secs"))
-    return times
+    return {m.group("role"): float(m.group("secs")) for m in _matches_after(lines, "ROLES RECAP", _ROLE_TIME) if m.group("role") != "total"}
 
 
 def total_changed(recap: dict[str, HostRecap]) -> int:
