@@ -288,7 +288,7 @@ class Kit:
 
         if not self.inventory_path.exists():
             raise KitError("the cluster has no inventory yet: run `./kit up` first")
-        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister())
+        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp")
 
     def lab_require_layers(self, lab: Any) -> None:
         missing = lab.missing_layers(self.resolve().enabled_layers())

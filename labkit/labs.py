@@ -216,19 +216,37 @@ class Nodes:
     """What a check gets: testinfra hosts by node name (over the kit's inventory, SSH
     connections reused), the cluster's snapshots, and the lab image in the cache."""
 
-    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]]):
+    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]], control_dir: Path | None = None):
         self.inventory = inventory
         self.names = names
+        self.control_dir = control_dir
         self._hosts: dict[str, Any] = {}
         self._snapshots = snapshot_lister
-        data = yaml.safe_load(inventory.read_text()) if inventory.exists() else {}
-        self.kit: dict[str, Any] = (data or {}).get("all", {}).get("vars", {}).get("kit", {})
+        data = (yaml.safe_load(inventory.read_text()) if inventory.exists() else None) or {}
+        self.kit: dict[str, Any] = data.get("all", {}).get("vars", {}).get("kit", {})
+        self._hostvars: dict[str, dict[str, Any]] = {}
+        stack = [data.get("all", {})]
+        while stack:
+            group = stack.pop()
+            self._hostvars.update(group.get("hosts") or {})
+            stack.extend((group.get("children") or {}).values())
 
     def __getitem__(self, name: str) -> Any:
+        """testinfra's SSH backend for node ``name``, one multiplexed connection per node."""
         if name not in self._hosts:
             import testinfra
 
-            self._hosts[name] = testinfra.get_host(f"ansible://{name}?ansible_inventory={self.inventory}")
+            hv = self._hostvars.get(name)
+            if hv is None:
+                raise KitError(f"{name} is not in the inventory {self.inventory}")
+            options: dict[str, Any] = {"ssh_extra_args": hv.get("ansible_ssh_common_args", ""), "timeout": 30}
+            if hv.get("ansible_ssh_private_key_file"):
+                options["ssh_identity_file"] = hv["ansible_ssh_private_key_file"]
+            if self.control_dir is not None:
+                self.control_dir.mkdir(parents=True, exist_ok=True)
+                options.update(controlpath=str(self.control_dir / "ti-%C"), controlpersist=120)
+            spec = f"ssh://{hv.get('ansible_user', 'vagrant')}@{hv['ansible_host']}:{hv.get('ansible_port', 22)}"
+            self._hosts[name] = testinfra.get_host(spec, **options)
         return self._hosts[name]
 
     @property

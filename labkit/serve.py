@@ -52,18 +52,24 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def _registry(self, send_body: bool) -> None:
         root = Path(self.directory) / "oci"
-        path = urllib.parse.urlsplit(self.path).path  # containerd adds ?ns=<registry>
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path
+        # As a mirror, containerd asks for the repository without its registry and names
+        # the registry in ?ns= (registry.k8s.io, labkit.local, ...).
+        ns = urllib.parse.parse_qs(url.query).get("ns", [""])[0]
         if path in ("/v2/", "/v2"):
             self._send(200, b"{}", "application/json", send_body)
             return
         m = re.match(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$", path)
-        if m is None or ".." in m.group("name"):
+        if m is None or ".." in m.group("name") or ".." in ns or "/" in ns:
             self._send(404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}', "application/json", send_body)
             return
         ref = m.group("ref")
         if not _DIGEST.match(ref):
-            tag_file = root / "tags" / m.group("name") / ref
-            ref = tag_file.read_text().strip() if m.group("kind") == "manifests" and tag_file.is_file() else ""
+            candidates = [root / "tags" / ns / m.group("name") / ref] if ns else []
+            candidates.append(root / "tags" / m.group("name") / ref)
+            tag_file = next((c for c in candidates if c.is_file()), None)
+            ref = tag_file.read_text().strip() if m.group("kind") == "manifests" and tag_file is not None else ""
         blob = root / "blobs" / "sha256" / ref.removeprefix("sha256:") if _DIGEST.match(ref) else None
         if blob is None or not blob.is_file():
             code = "MANIFEST_UNKNOWN" if m.group("kind") == "manifests" else "BLOB_UNKNOWN"

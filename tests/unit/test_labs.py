@@ -135,3 +135,21 @@ def test_progress_is_kept_and_exported(tmp_path: Path) -> None:
 def test_a_lab_names_the_layers_it_lacks() -> None:
     two = lab("02")
     assert two.missing_layers([]) == []  # containers need only the node layers
+
+
+def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        "all:\n  vars: {kit: {artifacts: {img: {ref: labkit.local/x:1, path: p, sha256: s}}}}\n"
+        "  children:\n    cluster:\n      children:\n        control_plane:\n          hosts:\n"
+        "            node1: {ansible_host: 192.0.2.10, ansible_port: 2222, ansible_user: vagrant, ansible_ssh_private_key_file: /k, ansible_ssh_common_args: -o X=1}\n"
+    )
+    nodes = labs.Nodes(inventory, ["node1"], lambda n: [], control_dir=tmp_path / "cp")
+    host = nodes.first  # built lazily; no connection is made until a command runs
+    backend = host.backend
+    assert (backend.host.name, backend.host.port, backend.host.user) == ("192.0.2.10", "2222", "vagrant")
+    assert backend.ssh_identity_file == "/k"
+    assert backend.controlpath == str(tmp_path / "cp" / "ti-%C")
+    assert nodes.image_ref == "labkit.local/x:1"
+    with pytest.raises(KitError, match="node9 is not in the inventory"):
+        nodes["node9"]

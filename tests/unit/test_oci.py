@@ -45,8 +45,12 @@ def test_registry_serves_manifests_by_tag_and_digest_and_blobs(tmp_path: Path) -
     with serve.serving(tmp_path / "cache", "127.0.0.1", port) as url:
         status, headers, _ = get(f"{url}/v2/")
         assert status == 200 and headers["Docker-Distribution-API-Version"] == "registry/2.0"
-        status, headers, body = get(f"{url}/v2/labkit.local/t/hello/manifests/1?ns=labkit.local")
+        # As a mirror: the repository without its registry, the registry in ?ns=.
+        status, headers, body = get(f"{url}/v2/t/hello/manifests/1?ns=labkit.local")
         assert status == 200
+        assert get(f"{url}/v2/t/hello/manifests/1?ns=docker.io")[0] == 404
+        # As a registry of its own: the full name in the path.
+        assert get(f"{url}/v2/labkit.local/t/hello/manifests/1")[0] == 200
         assert headers["Docker-Content-Digest"] == digest
         assert headers["Content-Type"] == oci.MANIFEST_TYPE
         assert f"sha256:{hashlib.sha256(body).hexdigest()}" == digest
@@ -59,6 +63,7 @@ def test_registry_serves_manifests_by_tag_and_digest_and_blobs(tmp_path: Path) -
         assert get(f"{url}/v2/labkit.local/t/hello/manifests/2")[0] == 404
         assert get(f"{url}/v2/labkit.local/t/hello/blobs/sha256:{'0' * 64}")[0] == 404
         assert get(f"{url}/v2/../../etc/manifests/1")[0] == 404
+        assert get(f"{url}/v2/t/hello/manifests/1?ns=../../x")[0] == 404
 
 
 def test_cache_status_checks_every_blob_of_an_image(tmp_path: Path) -> None:
