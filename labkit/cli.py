@@ -392,10 +392,32 @@ def lint(c: Context) -> None:
     _run(c, [_bin("ruff"), "check", "."])
     _run(c, [_bin("ruff"), "format", "--check", "."])
     _run(c, [_bin("yamllint"), "--strict", "."])
-    _run(c, ["shellcheck", "kit", ".ci/run", *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").iterdir()))])
+    _run(c, ["shellcheck", "kit", ".ci/run", *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").iterdir()) if p.suffix != ".txt")])
     _run(c, [_bin("ansible-lint")], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _run(c, [_bin("ansible-playbook"), "--syntax-check", "-i", "tests/fixtures/inventory.yml", "playbooks/site.yml"], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _vagrant_validate(c)
+
+
+# Tools the suites need, and the Debian package (scripts/host-packages.txt) that brings each.
+HOST_TOOLS = {"vagrant": "vagrant", "shellcheck": "shellcheck"}
+FULL_TOOLS = {"virsh": "libvirt-clients", "qemu-system-x86_64": "qemu-system-x86", "debootstrap": "debootstrap", "dockerd": "docker.io", "dnsmasq": "dnsmasq-base"}
+
+
+def _ensure_host_packages(c: Context, full: bool) -> None:
+    """Install the pinned Debian packages the tests need when they are missing (root on Debian), else say how."""
+    import shutil
+
+    wanted = {**HOST_TOOLS, **(FULL_TOOLS if full else {})}
+    missing = [tool for tool in wanted if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
+    if not missing:
+        return
+    pins = [line.strip() for line in (ROOT / "scripts/host-packages.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    command = ["apt-get", "install", "-y", "-q", *pins]
+    if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
+        raise Exit(f"✗ missing {', '.join(missing)}: install them (Debian/Ubuntu: `sudo {' '.join(command)}`)", code=1)
+    _say(f"installing the pinned host packages ({', '.join(missing)} missing)")
+    _run(c, ["apt-get", "update", "-q"])
+    _run(c, command, DEBIAN_FRONTEND="noninteractive")
 
 
 def _vagrant_validate(c: Context) -> None:
@@ -437,6 +459,7 @@ def molecule(c: Context) -> None:
 @task(help={"full": "Also every role's Molecule scenario and the end-to-end suite on real VMs (root; dockerd and libvirtd started in network namespaces when not running)."})
 def everything(c: Context, full: bool = False) -> None:
     """Run the tests: static checks and unit tests; with --full also Molecule and the real two-VM end-to-end run."""
+    _ensure_host_packages(c, full)
     lint(c)
     unit(c)
     if full:

@@ -239,6 +239,7 @@ class Kit:
     def destroy(self, *, box_volume: bool = False) -> None:
         """Destroy the VMs; on libvirt, report what is left and optionally drop the box's base volume."""
         resolved = self.resolve()
+        runner.close_ssh_masters(self.state_dir)
         self.vagrant().stream("destroy", "--force", emit=self.say)
         for path in (self.inventory_path, self.last_run_path, self.first_run_path):
             path.unlink(missing_ok=True)
