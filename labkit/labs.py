@@ -244,7 +244,8 @@ class Nodes:
                 options["ssh_identity_file"] = hv["ansible_ssh_private_key_file"]
             if self.control_dir is not None:
                 self.control_dir.mkdir(parents=True, exist_ok=True)
-                options.update(controlpath=str(self.control_dir / "ti-%C"), controlpersist=120)
+                # testinfra formats commands with %, so the ssh token %C is written %%C.
+                options.update(controlpath=str(self.control_dir / "ti-%%C"), controlpersist=120)
             spec = f"ssh://{hv.get('ansible_user', 'vagrant')}@{hv['ansible_host']}:{hv.get('ansible_port', 22)}"
             self._hosts[name] = testinfra.get_host(spec, **options)
         return self._hosts[name]

@@ -36,6 +36,6 @@ def boot_time_recorded(nodes):
     assert _recorded(nodes.first, "boot.txt").startswith("Startup finished in"), "boot.txt should start with systemd-analyze's 'Startup finished in'"
 
 
-@check("snapshot_taken", hint="On the host: `./kit lab.snapshot save mine` (step 5), then `./kit lab.snapshot list`.")
+@check("snapshot_taken", hint="On the host: `./kit lab.snapshot 01 mine` (step 5).")
 def snapshot_taken(nodes):
     assert "lab01-mine" in nodes.snapshots(nodes.first_name), "no snapshot named mine for this lab yet"

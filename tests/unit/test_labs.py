@@ -149,7 +149,7 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
     backend = host.backend
     assert (backend.host.name, backend.host.port, backend.host.user) == ("192.0.2.10", "2222", "vagrant")
     assert backend.ssh_identity_file == "/k"
-    assert backend.controlpath == str(tmp_path / "cp" / "ti-%C")
+    assert backend.controlpath == str(tmp_path / "cp" / "ti-%%C")
     assert nodes.image_ref == "labkit.local/x:1"
     with pytest.raises(KitError, match="node9 is not in the inventory"):
         nodes["node9"]
