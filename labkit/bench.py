@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from labkit.errors import KitError
 from labkit.kit import Kit
@@ -47,22 +48,35 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> 
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.
         tuned = next(p["seconds"] for p in last["phases"] if p["name"].startswith("provision"))
         results["re-run, tuned (ansible.cfg)"] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {})}
-    say("provisioning benchmark (playbooks/site.yml on the running cluster" + (f"; re-runs limited to --tags {tags}" if tags else "") + "):")
-    say(f"  {'first provisioning':<32} {first_site:8.1f} s")
-    first_roles: dict[str, float] = first.get("roles", {})
-    for name, r in results.items():
-        secs = float(r["seconds"])  # type: ignore[arg-type]
-        roles_run: dict[str, float] = r["roles"]  # type: ignore[assignment]
-        if tags and name.endswith("tuning off"):
-            # Only some roles ran: compare them with the same roles' first run.
-            base = sum(first_roles.get(role, 0.0) for role in roles_run) or first_site
-            secs = sum(roles_run.values())
-            say(f"  {name + ' (' + tags + ')':<32} {secs:8.1f} s  = {secs / base:5.0%} of their first run   (changed tasks: {r['changed']})")
-            continue
-        say(f"  {name:<32} {secs:8.1f} s  = {secs / first_site:5.0%} of the first   (changed tasks: {r['changed']})")
-    roles = sorted(set(first.get("roles", {})) | {role for r in results.values() for role in r["roles"]})  # type: ignore[union-attr]
-    say("  time per role (s):      first    re-run off    re-run tuned")
-    for role in roles:
-        cells = [first.get("roles", {}).get(role), *(r["roles"].get(role) for r in results.values())]  # type: ignore[union-attr]
-        say(f"    {role:<20}" + "".join(f"{c:>12.1f}" if c is not None else f"{'-':>12}" for c in cells))
+    for line in report(first, results, tags):
+        say(line)
     return {"first": first_site, **results}
+
+
+TUNED = "re-run, tuned (ansible.cfg)"
+
+
+def report(first: dict[str, Any], results: dict[str, dict[str, Any]], tags: str | None) -> list[str]:
+    """The benchmark's lines: each run's time against the first, and the time per role."""
+    first_site = next(p["seconds"] for p in first["phases"] if p["name"].startswith("provision"))
+    first_roles: dict[str, float] = first.get("roles", {})
+    lines = ["provisioning benchmark (playbooks/site.yml on the running cluster" + (f"; untuned re-run limited to --tags {tags}" if tags else "") + "):"]
+    lines.append(f"  {'first provisioning':<32} {first_site:8.1f} s")
+    tuned_roles: dict[str, float] = results.get(TUNED, {}).get("roles", {})
+    for name, r in results.items():
+        secs = float(r["seconds"])
+        if tags and name != TUNED:
+            # Only the tagged roles ran untuned: compare them with the same roles tuned.
+            tagged = [t.strip() for t in tags.split(",") if t.strip()]
+            off = sum(r["roles"].get(t, 0.0) for t in tagged)
+            on = sum(tuned_roles.get(t, 0.0) for t in tagged)
+            versus = f"  vs {on:.1f} s tuned: {off / on:.1f}x slower without the tuning" if on else ""
+            lines.append(f"  {name + ' (' + tags + ')':<32} {off:8.1f} s{versus}   (changed tasks: {r['changed']})")
+            continue
+        lines.append(f"  {name:<32} {secs:8.1f} s  = {secs / first_site:5.0%} of the first   (changed tasks: {r['changed']})")
+    names = list(results)
+    lines.append("  time per role (s):      first" + "".join(f"{'re-run off' if n != TUNED else 're-run tuned':>14}" for n in names))
+    for role in sorted(set(first_roles) | {role for r in results.values() for role in r["roles"]}):
+        cells = [first_roles.get(role), *(results[n]["roles"].get(role) for n in names)]
+        lines.append(f"    {role:<20}" + "".join(f"{c:>14.1f}" if c is not None else f"{'-':>14}" for c in cells))
+    return lines

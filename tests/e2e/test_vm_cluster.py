@@ -184,7 +184,7 @@ def test_benchmark_prints_its_figures(cluster: Cluster) -> None:
     record("benchmark (two re-runs)", time.monotonic() - start)
     assert "provisioning benchmark" in proc.stdout
     for line in proc.stdout.splitlines():
-        if "of the first" in line or "first provisioning" in line or line.startswith("    "):
+        if "of the first" in line or "first provisioning" in line or "tuning off" in line or line.startswith("    "):
             record(f"  bench: {line.strip()}", None)
 
 

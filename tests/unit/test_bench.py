@@ -1,0 +1,28 @@
+"""The benchmark's report, on figures recorded from a CI run (QEMU emulation)."""
+
+from __future__ import annotations
+
+from labkit.bench import TUNED, report
+
+FIRST = {
+    "phases": [{"name": "boot the VMs (libvirt)", "seconds": 127.9}, {"name": "provision (playbooks/site.yml)", "seconds": 323.3}],
+    "roles": {"containerd": 153.7, "gather_facts": 9.1, "node_base": 151.9, "node_network": 7.5},
+}
+UNTUNED = {"seconds": 42.6, "changed": 0, "roles": {"containerd": 0.0, "gather_facts": 18.2, "node_base": 0.1, "node_network": 24.3}}
+TUNED_RUN = {"seconds": 185.3, "changed": 0, "roles": {"containerd": 93.5, "node_base": 81.8, "node_network": 8.5}}
+
+
+def test_full_report_compares_each_rerun_with_the_first() -> None:
+    lines = report(FIRST, {"re-run, tuning off": {**UNTUNED, "seconds": 600.0}, TUNED: TUNED_RUN}, None)
+    assert "first provisioning                  323.3 s" in lines[1]
+    assert "re-run, tuning off" in lines[2] and "186% of the first" in lines[2]
+    assert "57% of the first" in lines[3]
+
+
+def test_tagged_report_compares_only_the_tagged_roles() -> None:
+    lines = report(FIRST, {"re-run, tuning off": UNTUNED, TUNED: TUNED_RUN}, "node_network")
+    untuned = next(line for line in lines if "tuning off" in line)
+    assert "24.3 s  vs 8.5 s tuned: 2.9x slower without the tuning" in untuned
+    row = next(line for line in lines if line.strip().startswith("node_network"))
+    assert row.split()[1:] == ["7.5", "24.3", "8.5"]
+    assert next(line for line in lines if line.strip().startswith("gather_facts")).split()[-1] == "-"
