@@ -56,6 +56,7 @@ class Artifact(_Strict):
     version_key: str | None = None  # take the version from sandbox.yml's `versions`
     version: str | None = None  # or pin it here
     standin: bool = False  # built locally from Debian's packages (CI only), not upstream
+    addon: str | None = None  # only needed when this switch of sandbox.yml's `addons` is on
     versions: dict[str, dict[Literal["amd64", "arm64", "all"], Download]]
 
 
@@ -109,13 +110,14 @@ def load_manifest(paths: Sequence[Path]) -> Manifest:
         raise KitError(f"artifact manifest: {where}: {first['msg']}") from None
 
 
-def plan(manifest: Manifest, versions: Mapping[str, str], layers: Iterable[str], arch: str = "amd64") -> list[Item]:
-    """Every cache item the given layers need for ``arch``, versions taken from the config."""
+def plan(manifest: Manifest, versions: Mapping[str, str], layers: Iterable[str], arch: str = "amd64", addons: Iterable[str] = ()) -> list[Item]:
+    """Every cache item the given layers (and add-ons) need for ``arch``, versions taken from the config."""
     wanted = {"node", *layers}
+    enabled_addons = set(addons)
     items = []
     missing = []
     for name, art in sorted(manifest.artifacts.items()):
-        if art.layer not in wanted:
+        if art.layer not in wanted or (art.addon and art.addon not in enabled_addons):
             continue
         version = versions.get(art.version_key, "") if art.version_key else (art.version or "")
         per_arch = art.versions.get(version)
@@ -296,6 +298,14 @@ def parse_checksum_file(text: str, filename: str) -> str | None:
     return None
 
 
+def _sha256_of_url(url: str, timeout: float) -> str:
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest
+        for chunk in iter(lambda: resp.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] = print) -> list[str]:
     """Fill in every `sha256: null` from its upstream checksum file (connected machines only)."""
     text = manifest_path.read_text()
@@ -306,8 +316,20 @@ def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] 
             for arch, dl in per_arch.items():
                 if dl.sha256 is not None:
                     continue
+                if dl.url.startswith(("docker://", "oci://")):
+                    errors.append(f"{name} {version} {arch}: images are pinned by their registry digest, which this version cannot resolve yet")
+                    continue
                 if not dl.checksum_url:
-                    errors.append(f"{name} {version} {arch}: no checksum_url to pin from")
+                    # Upstream publishes no checksum file (release manifests, charts): hash the
+                    # download itself, and say so, for the maintainer to review in the commit.
+                    try:
+                        digest = _sha256_of_url(dl.url, timeout)
+                    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                        errors.append(f"{name} {version} {arch}: cannot download {dl.url} ({exc})")
+                        continue
+                    say(f"hashed {name} {version} {arch} from the download itself (no upstream checksum file): review it")
+                    text = text.replace(f'url: "{dl.url}", sha256: null', f'url: "{dl.url}", sha256: "{digest}"', 1)
+                    say(f"pinned {name} {version} {arch}: {digest}")
                     continue
                 try:
                     with urllib.request.urlopen(dl.checksum_url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest

@@ -58,11 +58,17 @@ def up(c: Context, skip_doctor: bool = False, tags: str | None = None) -> None:
     kit().up(skip_doctor=skip_doctor, tags=tags)
 
 
-@task(help={"tags": "Only run the roles with these Ansible tags (comma-separated).", "limit": "Only these nodes (Ansible --limit pattern)."})
+@task(
+    help={
+        "tags": "Only run the roles with these Ansible tags (comma-separated).",
+        "limit": "Only these nodes (Ansible --limit pattern).",
+        "reset": "First take the Kubernetes layer down (kubeadm reset, pod network state; playbooks/reset.yml), then provision it again.",
+    }
+)
 @friendly
-def provision(c: Context, tags: str | None = None, limit: str | None = None) -> None:
+def provision(c: Context, tags: str | None = None, limit: str | None = None, reset: bool = False) -> None:
     """Re-run the playbooks on the running VMs (no boot): after changing a role or a layer switch."""
-    kit().provision(tags=tags, limit=limit)
+    kit().provision(tags=tags, limit=limit, reset=reset)
 
 
 @task
@@ -138,10 +144,8 @@ def doctor(c: Context) -> None:
 @friendly
 def kubeconfig(c: Context) -> None:
     """Write the cluster's admin kubeconfig to .state/kubeconfig (mode 0600) for kubectl on the host."""
-    resolved = kit().resolve()
-    if not resolved.config.layers.kubernetes:
-        raise KitError("the kubernetes layer is off in the config: set layers.kubernetes: true and run `./kit up`")
-    raise KitError("the Kubernetes layer is not part of this version of the kit yet (it is being built), so there is no kubeconfig to write")
+    path = kit().kubeconfig()
+    _say(f"wrote {path} (mode 0600). Use it with:\n  export KUBECONFIG={path}\n  kubectl get nodes")
 
 
 @task(help={"tags": "Re-run only these roles (comma-separated Ansible tags): a quicker benchmark."})

@@ -93,6 +93,12 @@ class Layers(_Strict):
     knative: bool = True
 
 
+class Addons(_Strict):
+    """Optional parts of a layer, off by default (each one costs RAM and download time)."""
+
+    dashboard: bool = False  # the Kubernetes Dashboard (kubernetes layer)
+
+
 class Versions(_Strict):
     """Pinned versions of everything the layers install (exact x.y.z, never `latest`)."""
 
@@ -131,6 +137,7 @@ class SandboxConfig(_Strict):
     nodes: Annotated[list[Node], Field(min_length=1)]
     network: Network = Network()
     layers: Layers = Layers()
+    addons: Addons = Addons()
     versions: Versions
     cache: Cache = Cache()
     libvirt: Libvirt = Libvirt()
@@ -397,6 +404,7 @@ class Resolved:
                 "service_cidr": str(cfg.network.service_cidr),
             },
             "layers": cfg.layers.model_dump(),
+            "addons": cfg.addons.model_dump(),
             "versions": cfg.versions.model_dump(),
             "cache": {
                 "dir": str(self.cache_dir),
@@ -486,6 +494,10 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     for layer, needs in LAYER_NEEDS.items():
         if getattr(layers, layer) and not getattr(layers, needs):
             problems.append(Problem(f"layers.{layer}", True, f"needs the {needs} layer", f"set layers.{needs}: true, or layers.{layer}: false"))
+    if cfg.addons.dashboard and not layers.kubernetes:
+        problems.append(Problem("addons.dashboard", True, "needs the kubernetes layer", "set layers.kubernetes: true, or addons.dashboard: false"))
+    if cfg.versions.cni != "flannel":
+        problems.append(Problem("versions.cni", cfg.versions.cni, "is not installed by this version of the kit (only flannel is)", "set versions.cni: flannel"))
     for key, value in cfg.versions.model_dump().items():
         if key == "cni":
             continue

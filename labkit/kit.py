@@ -116,7 +116,8 @@ class Kit:
         versions = resolved.config.versions.model_dump()
         items: list[cache.Item] = []
         for arch in arches or [host_arch()]:
-            items += cache.plan(manifest, versions, resolved.enabled_layers(), arch)
+            addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
+            items += cache.plan(manifest, versions, resolved.enabled_layers(), arch, addons=addons)
         return items
 
     # ----------------------------------------------------------------- box
@@ -191,21 +192,44 @@ class Kit:
             run = self.run_site(resolved, inv, tags=tags)
         return self._finish("up", phases, run, resolved)
 
-    def provision(self, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    def provision(self, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None, reset: bool = False) -> dict[str, Any]:
         phases = Phases(self.say)
         with phases.phase("validate the config"):
             resolved = self.resolve()
         with phases.phase("check the artifact cache"):
             self.check_cache()
         with phases.phase("write the inventory"):
-            states = self.vagrant().status()
-            down = [n.name for n in resolved.nodes if states.get(n.name) != "running"]
-            if down:
-                raise KitError(f"not running: {', '.join(down)}. Run `./kit up` first.")
-            inv = self.write_inventory(resolved)
+            inv = self.running_inventory(resolved)
+        if reset:
+            with phases.phase("reset the Kubernetes layer (playbooks/reset.yml)"):
+                runner.playbook(self.root, "reset.yml", inv, limit=limit, emit=self.say, state_dir=self.state_dir)
         with phases.phase("provision (playbooks/site.yml)"):
             run = self.run_site(resolved, inv, tags=tags, limit=limit, env=env)
         return self._finish("provision", phases, run, resolved)
+
+    def running_inventory(self, resolved: Resolved) -> Path:
+        """The inventory of the running VMs; stops when one is not running."""
+        states = self.vagrant().status()
+        down = [n.name for n in resolved.nodes if states.get(n.name) != "running"]
+        if down:
+            raise KitError(f"not running: {', '.join(down)}. Run `./kit up` first.")
+        return self.write_inventory(resolved)
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    def kubeconfig(self) -> Path:
+        """Copy the admin kubeconfig from the control plane to the state folder (mode 0600)."""
+        resolved = self.resolve()
+        if not resolved.config.layers.kubernetes:
+            raise KitError("the kubernetes layer is off in the config: set layers.kubernetes: true and run `./kit up`")
+        inv = self.running_inventory(resolved)
+        dest = self.kubeconfig_path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        runner.playbook(self.root, "kubeconfig.yml", inv, extra=["-e", f"kubeconfig_dest={dest}"], emit=self.say, state_dir=self.state_dir)
+        dest.chmod(0o600)
+        return dest
 
     def _finish(self, command: str, phases: Phases, run: runner.PlaybookRun, resolved: Resolved) -> dict[str, Any]:
         summary = {

@@ -214,6 +214,36 @@ def test_pin_fills_checksums_from_upstream_files(server: str, tmp_path: Path) ->
     assert item.sha256 == sha(PAYLOAD)
 
 
+def test_pin_hashes_a_download_that_has_no_upstream_checksum_file(server: str, tmp_path: Path) -> None:
+    RangeHandler.files["/m/kube-flannel.yml"] = b"kind: List\n"
+    path = tmp_path / "m.yml"
+    path.write_text(
+        'artifacts:\n  flannel_manifest:\n    kind: manifest\n    layer: node\n    version: "0.28.9"\n    versions:\n      "0.28.9":\n'
+        f'        all: {{url: "{server}/m/kube-flannel.yml", sha256: null}}\n'
+        '  image-flannel:\n    kind: image\n    layer: node\n    version: "0.28.9"\n    versions:\n      "0.28.9":\n'
+        '        amd64: {url: "docker://ghcr.io/flannel-io/flannel:v0.28.9", sha256: null}\n'
+    )
+    said: list[str] = []
+    errors = cache.pin(path, say=said.append)
+    assert len(errors) == 1 and "image-flannel" in errors[0] and "registry digest" in errors[0]
+    assert any("review it" in line for line in said)
+    m = cache.load_manifest([path])
+    assert m.artifacts["flannel_manifest"].versions["0.28.9"]["all"].sha256 == sha(b"kind: List\n")
+
+
+def test_plan_takes_addon_artifacts_only_when_the_addon_is_on(tmp_path: Path) -> None:
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "artifacts:\n"
+        '  chart:\n    kind: manifest\n    layer: kubernetes\n    addon: dashboard\n    version: "1"\n    versions:\n      "1":\n'
+        f'        all: {{url: "https://example.invalid/c.tgz", sha256: "{"a" * 64}"}}\n'
+    )
+    m = cache.load_manifest([path])
+    assert cache.plan(m, VERSIONS, ["kubernetes"]) == []
+    assert [i.name for i in cache.plan(m, VERSIONS, ["kubernetes"], addons=["dashboard"])] == ["chart"]
+    assert cache.plan(m, VERSIONS, [], addons=["dashboard"]) == []
+
+
 def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
     from labkit.config import HostContext, load
 
@@ -223,4 +253,4 @@ def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
     for name, art in m.artifacts.items():
         version = resolved.config.versions.model_dump().get(art.version_key) if art.version_key else art.version
         assert version in art.versions, f"{name}: no entry for {version}"
-        assert set(art.versions[version]) >= {"amd64", "arm64"}, name
+        assert set(art.versions[version]) >= {"amd64", "arm64"} or "all" in art.versions[version], name

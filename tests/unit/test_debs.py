@@ -59,6 +59,14 @@ def test_role_packages_come_from_the_roles_defaults() -> None:
     assert {"conntrack", "socat", "systemd-timesyncd"} <= set(packages)
 
 
+def test_packages_belong_to_the_layer_of_their_role() -> None:
+    per_layer = debs.layer_packages()
+    assert "conntrack" in per_layer["node"]
+    assert "python3-kubernetes" in per_layer["kubernetes"]
+    assert debs.role_layer("kubeadm_control_plane") == "kubernetes"
+    assert debs.role_layer("node_base") == "node"
+
+
 def test_every_role_package_is_pinned_in_the_deb_manifest() -> None:
     import yaml
 
