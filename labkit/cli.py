@@ -450,13 +450,15 @@ def vm_suite(c: Context, keep: bool = False) -> None:
     _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-p", "no:cacheprovider", "-m", "vm", "tests/e2e"], **env)
 
 
-@task
+@task(help={"scenario": "Only this scenario (molecule/<name>); default: all of them."})
 @friendly
-def molecule(c: Context) -> None:
+def molecule(c: Context, scenario: str | None = None) -> None:
     """Every role's Molecule scenario on systemd containers (root): converge, idempotence, testinfra verify."""
-    from labkit.molecule_suite import run_suite
+    from labkit.molecule_suite import SCENARIOS, run_suite
 
-    times = run_suite(say=_say)
+    if scenario and scenario not in SCENARIOS:
+        raise KitError(f"no Molecule scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
+    times = run_suite((scenario,) if scenario else SCENARIOS, say=_say)
     _say("molecule suite times:\n" + "\n".join(f"  {name:<34} {secs:7.1f} s" for name, secs in times.items()))
 
 

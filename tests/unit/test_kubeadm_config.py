@@ -1,0 +1,118 @@
+"""The kubeadm configurations the roles render, checked against kubeadm's v1beta4 API.
+
+Ansible renders the real templates (tests/unit/render/render.yml) for the default
+3-node sandbox.yml; every document must use only kinds and fields of kubeadm's API
+reference, with the values the config asks for. The checker itself is shown to reject
+the mistakes it exists for (v1beta3-style fields, maps where v1beta4 wants lists).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labkit import inventory, runner
+from labkit.config import HostContext, load
+from labkit.vagrant import SshEndpoint
+from tests.unit.k8s_schemas import kubeadm_errors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("render")
+    shutil.copy(ROOT / "sandbox.yml", tmp / "sandbox.yml")  # without a developer's sandbox.local.yml
+    resolved = load(tmp / "sandbox.yml", HostContext()).to_dict()
+    endpoints = {n["name"]: SshEndpoint("127.0.0.1", 22, "vagrant", "") for n in resolved["nodes"]}
+    inv = inventory.render(resolved, endpoints, vagrant=False)
+    for group in inv["all"]["children"]["cluster"]["children"].values():
+        for host in group["hosts"].values():
+            host["ansible_connection"] = "local"
+    inv["all"]["vars"]["ansible_python_interpreter"] = runner.ansible_tool("python")
+    (tmp / "inventory.yml").write_text(yaml.safe_dump(inv))
+    out = tmp / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [runner.ansible_tool("ansible-playbook"), "-i", str(tmp / "inventory.yml"), str(ROOT / "tests/unit/render/render.yml"), "-e", f"render_out={out}"],
+        cwd=ROOT,
+        env=runner.ansible_env(ROOT, tmp / "state"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {"resolved": resolved, "files": {p.name: p.read_text() for p in out.iterdir()}}
+
+
+def docs(text: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+
+
+def test_every_rendered_document_matches_the_kubeadm_api(rendered: dict[str, Any]) -> None:
+    files = rendered["files"]
+    kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml"))]
+    assert sorted(kubeadm_files) == ["cp1-kubeadm-init.yaml", "worker1-kubeadm-join.yaml", "worker2-kubeadm-join.yaml"]
+    for name in kubeadm_files:
+        for doc in yaml.safe_load_all(files[name]):
+            assert kubeadm_errors(doc) == [], name
+
+
+def test_init_configuration_follows_the_config(rendered: dict[str, Any]) -> None:
+    r = rendered["resolved"]
+    d = docs(rendered["files"]["cp1-kubeadm-init.yaml"])
+    assert set(d) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"}
+    init, cluster, kubelet = d["InitConfiguration"], d["ClusterConfiguration"], d["KubeletConfiguration"]
+    cp_ip = r["nodes"][0]["ip"]
+    assert init["localAPIEndpoint"]["advertiseAddress"] == cp_ip  # the private NIC, never NAT
+    assert {"name": "node-ip", "value": cp_ip} in init["nodeRegistration"]["kubeletExtraArgs"]
+    assert init["nodeRegistration"]["criSocket"] == "unix:///run/containerd/containerd.sock"
+    assert cluster["kubernetesVersion"] == "v" + r["versions"]["kubernetes"]
+    assert cluster["networking"]["podSubnet"] == r["network"]["pod_cidr"]
+    assert cluster["networking"]["serviceSubnet"] == r["network"]["service_cidr"]
+    assert cluster["controlPlaneEndpoint"] == f"{cp_ip}:6443"
+    assert cp_ip in cluster["apiServer"]["certSANs"]
+    assert kubelet["cgroupDriver"] == "systemd"
+    assert d["KubeProxyConfiguration"]["clusterCIDR"] == r["network"]["pod_cidr"]
+
+
+def test_join_configuration_carries_the_token_and_the_workers_own_address(rendered: dict[str, Any]) -> None:
+    r = rendered["resolved"]
+    for node in r["nodes"][1:]:
+        join = docs(rendered["files"][f"{node['name']}-kubeadm-join.yaml"])["JoinConfiguration"]
+        assert join["discovery"]["bootstrapToken"]["token"] == "abcdef.0123456789abcdef"
+        assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == f"{r['nodes'][0]['ip']}:6443"
+        assert join["discovery"]["bootstrapToken"]["caCertHashes"] == ["sha256:" + "0" * 64]
+        assert join["nodeRegistration"]["name"] == node["name"]
+        assert {"name": "node-ip", "value": node["ip"]} in join["nodeRegistration"]["kubeletExtraArgs"]
+
+
+def test_kubelet_unit_runs_the_binary_with_kubeadms_flags(rendered: dict[str, Any]) -> None:
+    dropin = rendered["files"]["cp1-10-kubeadm.conf"]
+    assert "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env" in dropin
+    assert "EnvironmentFile=-/etc/default/kubelet" in dropin
+    assert "ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS" in dropin
+    assert "ExecStart=/usr/local/bin/kubelet\n" in rendered["files"]["cp1-kubelet.service"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"apiVersion": "kubeadm.k8s.io/v1beta3", "kind": "InitConfiguration"}, "is not one of"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "KubeletConfiguration"}, "is not in kubeadm.k8s.io/v1beta4"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration", "apiServer": {"timeoutForControlPlane": "4m0s"}}, "unknown field 'timeoutForControlPlane'"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration", "nodeRegistration": {"kubeletExtraArgs": {"node-ip": "1.2.3.4"}}}, "expected a list"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration", "timeouts": {"kubeletHealthCheck": "4 minutes"}}, "is not a duration"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration"}, "missing required field 'discovery'"),
+        ({"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "InitConfiguration", "nodeRegistration": {"imagePullPolicy": "Sometimes"}}, "is not one of"),
+        ({"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}, "missing required field 'containerRuntimeEndpoint'"),
+    ],
+)
+def test_the_checker_rejects_what_kubeadm_rejects(doc: dict[str, Any], expected: str) -> None:
+    errors = kubeadm_errors(doc)
+    assert any(expected in e for e in errors), errors
