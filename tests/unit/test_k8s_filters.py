@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,7 @@ def test_patching_is_idempotent_and_replaces_a_flag_given_again() -> None:
 
 
 def test_a_manifest_with_unpinned_images_is_refused() -> None:
-    with pytest.raises(f.AnsibleFilterError, match="not pinned: ghcr.io/flannel-io/flannel:v0.28.9"):
+    with pytest.raises(f.AnsibleFilterError, match=re.escape("not pinned: ghcr.io/flannel-io/flannel:v0.28.9")):
         f.require_images(flannel_docs(), ["ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3"])
 
 
@@ -117,7 +118,13 @@ def test_metrics_server_gets_the_kubeadm_arguments() -> None:
         "spec": {
             "selector": {"matchLabels": labels},
             "template": pod_template(
-                [{"name": "metrics-server", "image": "registry.k8s.io/metrics-server/metrics-server:v0.9.0", "args": ["--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"]}],
+                [
+                    {
+                        "name": "metrics-server",
+                        "image": "registry.k8s.io/metrics-server/metrics-server:v0.9.0",
+                        "args": ["--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname"],
+                    }
+                ],
                 labels,
             ),
         },
@@ -132,7 +139,13 @@ def test_metrics_server_gets_the_kubeadm_arguments() -> None:
 def test_local_path_becomes_the_default_class_with_a_pinned_helper() -> None:
     helper = yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod"}, "spec": {"containers": [{"name": "helper-pod", "image": "busybox"}]}})
     docs = [
-        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local-path"}, "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"},
+        {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "local-path"},
+            "provisioner": "rancher.io/local-path",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "local-path-config", "namespace": "local-path-storage"}, "data": {"helperPod.yaml": helper}},
     ]
     d = defaults("kubernetes_addons")
@@ -154,7 +167,10 @@ def test_node_and_pod_readiness_is_read_from_their_status() -> None:
     assert f.nodes_not_ready(nodes) == ["worker1", "worker2"]
     pods = [
         {"metadata": {"namespace": "kube-system", "name": "etcd-cp1"}, "status": {"phase": "Running"}},
-        {"metadata": {"namespace": "kube-system", "name": "coredns-1"}, "status": {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}]}},
+        {
+            "metadata": {"namespace": "kube-system", "name": "coredns-1"},
+            "status": {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}]},
+        },
         {"metadata": {"namespace": "kube-flannel", "name": "job"}, "status": {"phase": "Succeeded"}},
     ]
     assert f.pods_not_running(pods) == ["kube-system/coredns-1 (Pending: ImagePullBackOff)"]
