@@ -450,6 +450,13 @@ def vm_suite(c: Context, keep: bool = False) -> None:
     _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-p", "no:cacheprovider", "-m", "vm", "tests/e2e"], **env)
 
 
+@task(help={"keep": "Keep the cluster afterwards (LABKIT_E2E_KEEP=1)."})
+def e2e(c: Context, keep: bool = False) -> None:
+    """The Kubernetes layer's end-to-end suite (connected machine; skipped, with the reason, when the cache lacks the pinned upstream files)."""
+    env = {"LABKIT_E2E_KEEP": "1"} if keep else {}
+    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-rs", "-p", "no:cacheprovider", "-m", "k8s", "tests/e2e/test_kubernetes_layer.py"], **env)
+
+
 @task(help={"scenario": "Only this scenario (molecule/<name>); default: all of them."})
 @friendly
 def molecule(c: Context, scenario: str | None = None) -> None:
@@ -464,13 +471,14 @@ def molecule(c: Context, scenario: str | None = None) -> None:
 
 @task(help={"full": "Also every role's Molecule scenario and the end-to-end suite on real VMs (root; dockerd and libvirtd started in network namespaces when not running)."})
 def everything(c: Context, full: bool = False) -> None:
-    """Run the tests: static checks and unit tests; with --full also Molecule and the real two-VM end-to-end run."""
+    """Run the tests: static checks and unit tests; with --full also Molecule, the real two-VM end-to-end run and the Kubernetes e2e suite."""
     _ensure_host_packages(c, full)
     lint(c)
     unit(c)
     if full:
         molecule(c)
         vm_suite(c)
+        e2e(c)
 
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
@@ -483,4 +491,5 @@ _tests.add_task(lint)
 _tests.add_task(unit)
 _tests.add_task(vm_suite, name="vm")
 _tests.add_task(molecule)
+_tests.add_task(e2e)
 namespace.add_collection(_tests)

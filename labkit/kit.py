@@ -248,7 +248,7 @@ class Kit:
         self.say(f"changed tasks: {summary['changed']} ({'nothing changed' if summary['changed'] == 0 else 'see above'})")
         for node in resolved.nodes:
             self.say(f"  {node.name:<12} {node.role:<14} {node.ip}")
-        self.say("next: `./kit status`, `./kit ssh NODE`")
+        self.say("next: `./kit status`, `./kit ssh NODE`" + (", `./kit kubeconfig` for kubectl on the host" if resolved.config.layers.kubernetes else ""))
         return summary
 
     def status(self) -> list[dict[str, Any]]:
