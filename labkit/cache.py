@@ -183,7 +183,7 @@ def status(cache_dir: Path, items: Sequence[Item]) -> list[tuple[Item, State]]:
 
 def how_to_get(item: Item) -> str:
     if item.kind == "image" and not item.standin:
-        return f"images are not fetched by this version of the kit yet: copy {item.image_ref} into the cache's oci/ store"
+        return f"run `./kit cache.fetch` on a connected machine (it pulls {item.image_ref} by its pinned digest)"
     if item.standin:
         return "a CI stand-in: rebuild it with `./kit cache.standins`"
     return f"run `./kit cache.fetch` on a connected machine, or download {item.url} and `./kit cache.add FILE`"
@@ -244,12 +244,22 @@ def fetch(
             (cache_dir / item.relpath()).unlink()
         todo.append(item)
     errors: list[str] = []
-    for item in [i for i in todo if i.kind == "image"]:
+    for item in [i for i in todo if i.kind == "image" and (i.standin or not i.url.startswith("docker://"))]:
         todo.remove(item)
         errors.append(f"{item.name}: {how_to_get(item)}")
         done(item, "failed")
+    from labkit.registry import ImageRef, RegistryClient
+
+    registry = RegistryClient(timeout=timeout)
+
+    def get(item: Item) -> None:
+        if item.kind == "image":
+            registry.pull(ImageRef.parse(item.url), f"sha256:{item.sha256}", cache_dir / "oci", lambda n: progress(item, n))
+        else:
+            _download(item, cache_dir / item.relpath(), lambda n: progress(item, n), timeout)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_download, item, cache_dir / item.relpath(), lambda n, it=item: progress(it, n), timeout): item for item in todo}
+        futures = {pool.submit(get, item): item for item in todo}
         for future in as_completed(futures):
             item = futures[future]
             try:
@@ -306,18 +316,35 @@ def _sha256_of_url(url: str, timeout: float) -> str:
     return digest.hexdigest()
 
 
-def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] = print) -> list[str]:
-    """Fill in every `sha256: null` from its upstream checksum file (connected machines only)."""
+def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] = print, registry: Any = None) -> list[str]:
+    """Fill in every `sha256: null` from its upstream checksum file, or for images from the
+    registry's digest of that architecture's manifest (connected machines only)."""
+    from labkit.registry import ImageRef, RegistryClient
+
+    registry = registry or RegistryClient(timeout=timeout)
     text = manifest_path.read_text()
     manifest = load_manifest([manifest_path])
     errors = []
+
+    def record(name: str, version: str, arch: str, url: str, digest: str) -> None:
+        nonlocal text
+        marker = re.compile(rf'({re.escape(arch)}: \{{url: "{re.escape(url)}", sha256: )null')
+        text, n = marker.subn(rf'\g<1>"{digest}"', text, count=1)
+        if n:
+            say(f"pinned {name} {version} {arch}: {digest}")
+        else:
+            errors.append(f"{name} {version} {arch}: write `{arch}: {{url: ..., sha256: null}}` on one line so it can be pinned")
+
     for name, art in manifest.artifacts.items():
         for version, per_arch in art.versions.items():
             for arch, dl in per_arch.items():
                 if dl.sha256 is not None:
                     continue
-                if dl.url.startswith(("docker://", "oci://")):
-                    errors.append(f"{name} {version} {arch}: images are pinned by their registry digest, which this version cannot resolve yet")
+                if dl.url.startswith("docker://"):
+                    try:
+                        record(name, version, arch, dl.url, registry.platform_digest(ImageRef.parse(dl.url), arch).removeprefix("sha256:"))
+                    except KitError as exc:
+                        errors.append(f"{name} {version} {arch}: {exc}")
                     continue
                 if not dl.checksum_url:
                     # Upstream publishes no checksum file (release manifests, charts): hash the
@@ -328,8 +355,7 @@ def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] 
                         errors.append(f"{name} {version} {arch}: cannot download {dl.url} ({exc})")
                         continue
                     say(f"hashed {name} {version} {arch} from the download itself (no upstream checksum file): review it")
-                    text = text.replace(f'url: "{dl.url}", sha256: null', f'url: "{dl.url}", sha256: "{digest}"', 1)
-                    say(f"pinned {name} {version} {arch}: {digest}")
+                    record(name, version, arch, dl.url, digest)
                     continue
                 try:
                     with urllib.request.urlopen(dl.checksum_url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest
@@ -341,9 +367,7 @@ def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] 
                 if digest is None:
                     errors.append(f"{name} {version} {arch}: no checksum for {dl.url.rsplit('/', 1)[-1]} in {dl.checksum_url}")
                     continue
-                marker = f'url: "{dl.url}", sha256: null'
-                text = text.replace(marker, f'url: "{dl.url}", sha256: "{digest}"', 1)
-                say(f"pinned {name} {version} {arch}: {digest}")
+                record(name, version, arch, dl.url, digest)
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(manifest_path)

@@ -78,8 +78,8 @@ def test_cache_status_checks_every_blob_of_an_image(tmp_path: Path) -> None:
     assert cache.role_vars([item])["hello"]["ref"] == "labkit.local/t/hello:1"
 
 
-def test_an_upstream_image_is_refused_with_a_reason(tmp_path: Path) -> None:
-    item = cache.Item("pause", "3.10.2", "amd64", "image", "docker://registry.k8s.io/pause:3.10.2", "a" * 64, False)
+def test_a_locally_built_image_that_is_missing_is_refused_with_a_reason(tmp_path: Path) -> None:
+    item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
     errors = cache.fetch(tmp_path, [item])
     assert errors == [f"pause: {cache.how_to_get(item)}"]
     assert "not fetched by this version" in errors[0]

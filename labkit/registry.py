@@ -1,0 +1,157 @@
+"""Pull images from upstream registries into the cache's OCI store (connected machines).
+
+The nodes never reach a registry: containerd pulls every image through the cache's
+registry endpoint (``labkit.serve``).  This module fills that store.  ``pin`` resolves a
+tag to the digest of the image manifest for one architecture (what the artifact manifest
+records as ``sha256``); ``pull`` downloads that manifest, its config and its layers,
+checks every digest, and tags it ``oci/tags/<registry>/<repository>/<tag>``, the name
+containerd asks the mirror for.
+
+The distribution protocol is spoken directly (urllib): anonymous bearer tokens as the
+registries announce them in ``WWW-Authenticate``, and redirects to blob storage followed
+*without* the token (object stores reject a second credential).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import KitError
+
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+ACCEPT = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
+DOCKER_HUB = "registry-1.docker.io"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """``registry/repository:tag`` split, Docker Hub's short forms made explicit."""
+
+    registry: str
+    repository: str
+    tag: str
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        ref = ref.removeprefix("docker://")
+        if "@" in ref:
+            raise KitError(f"{ref}: give a tag; the digest is what `./kit cache.pin` records")
+        first, _, rest = ref.partition("/")
+        if not rest or ("." not in first and ":" not in first and first != "localhost"):
+            first, rest = "docker.io", ref  # Docker Hub's short forms: busybox, rancher/x
+        if first == "docker.io" and "/" not in rest:
+            rest = f"library/{rest}"
+        name, tag = rest.rsplit(":", 1) if ":" in rest.rsplit("/", 1)[-1] else (rest, "latest")
+        return cls(first, name, tag)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None  # redirects are followed by hand, without the registry's token
+
+
+class RegistryClient:
+    """Anonymous pulls from OCI registries. ``endpoints`` maps a registry to its base URL
+    (tests point one at a loopback server); the default is ``https://<registry>``."""
+
+    def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60) -> None:
+        self.endpoints = dict(endpoints or {})
+        self.timeout = timeout
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def _base(self, registry: str) -> str:
+        return self.endpoints.get(registry) or f"https://{DOCKER_HUB if registry == 'docker.io' else registry}"
+
+    def _token(self, challenge: str, ref: ImageRef) -> str:
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        if not challenge.lower().startswith("bearer") or "realm" not in params:
+            raise KitError(f"{ref}: the registry asks for an authentication this kit does not speak ({challenge})")
+        query = {"scope": params.get("scope") or f"repository:{ref.repository}:pull"}
+        if "service" in params:
+            query["service"] = params["service"]
+        url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
+        with self._opener.open(url, timeout=self.timeout) as resp:
+            body = json.loads(resp.read())
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise KitError(f"{ref}: the registry's token service gave no token")
+        return str(token)
+
+    def _get(self, ref: ImageRef, path: str, accept: str = "") -> tuple[bytes, str]:
+        url = f"{self._base(ref.registry)}/v2/{ref.repository}/{path}"
+        key = (ref.registry, ref.repository)
+        for attempt in range(2):
+            headers = {"Accept": accept} if accept else {}
+            if key in self._tokens:
+                headers["Authorization"] = f"Bearer {self._tokens[key]}"
+            try:
+                with self._opener.open(urllib.request.Request(url, headers=headers), timeout=self.timeout) as resp:  # noqa: S310 - registry URL
+                    return resp.read(), resp.headers.get("Content-Type", "")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401 and attempt == 0:
+                    self._tokens[key] = self._token(exc.headers.get("WWW-Authenticate", ""), ref)
+                    continue
+                if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
+                    target = urllib.parse.urljoin(url, exc.headers["Location"])
+                    with self._opener.open(target, timeout=self.timeout) as resp:
+                        return resp.read(), resp.headers.get("Content-Type", "")
+                raise KitError(f"{ref}: {url} answered HTTP {exc.code}") from None
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                raise KitError(f"{ref}: cannot reach {url} ({exc})") from None
+        raise KitError(f"{ref}: {url} refused the registry's own token")
+
+    def platform_digest(self, ref: ImageRef, arch: str) -> str:
+        """The digest (``sha256:…``) of the image manifest of ``ref`` for linux/``arch``."""
+        body, media_type = self._get(ref, f"manifests/{ref.tag}", ACCEPT)
+        doc = json.loads(body)
+        media_type = doc.get("mediaType") or media_type.split(";")[0]
+        if media_type in INDEX_TYPES or "manifests" in doc:
+            for m in doc.get("manifests", []):
+                platform = m.get("platform", {})
+                if platform.get("os") == "linux" and platform.get("architecture") == arch:
+                    return str(m["digest"])
+            raise KitError(f"{ref}: no linux/{arch} image in its index")
+        config = json.loads(self._get(ref, f"blobs/{doc['config']['digest']}")[0])
+        if config.get("architecture") != arch:
+            raise KitError(f"{ref}: a single-architecture image for {config.get('architecture')}, not {arch}")
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def pull(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None] = lambda n: None) -> None:
+        """Store the manifest ``digest`` of ``ref`` with its blobs (each verified) and tag it."""
+        manifest = self._blob(ref, f"manifests/{digest}", digest, store, ACCEPT, progress)
+        doc = json.loads(manifest)
+        if "manifests" in doc:
+            raise KitError(f"{ref}: {digest} is an index; the manifest pins one architecture's image")
+        for blob in [doc["config"], *doc.get("layers", [])]:
+            self._blob(ref, f"blobs/{blob['digest']}", blob["digest"], store, "", progress)
+        tag = store / "tags" / ref.registry / ref.repository / ref.tag
+        tag.parent.mkdir(parents=True, exist_ok=True)
+        tag.write_text(digest + "\n")
+
+    def _blob(self, ref: ImageRef, path: str, digest: str, store: Path, accept: str, progress: Callable[[int], None]) -> bytes:
+        target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
+        if target.is_file() and "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest() == digest:
+            return target.read_bytes()
+        data, _ = self._get(ref, path, accept)
+        got = "sha256:" + hashlib.sha256(data).hexdigest()
+        if got != digest:
+            raise KitError(f"{ref}: {path} has digest {got}, not the pinned {digest}; nothing was stored")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + ".part")
+        part.write_bytes(data)
+        part.replace(target)
+        progress(len(data))
+        return data

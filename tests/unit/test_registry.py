@@ -1,0 +1,158 @@
+"""Pinning and pulling images against a registry on loopback (a test double of a real one).
+
+The server speaks the parts of the distribution protocol upstream registries use: an
+anonymous bearer token announced in WWW-Authenticate, a multi-architecture index, and
+blobs redirected to an "object store" that rejects requests still carrying the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from labkit import cache, oci
+from labkit.errors import KitError
+from labkit.registry import ImageRef, RegistryClient
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Registry(http.server.BaseHTTPRequestHandler):
+    blobs: ClassVar[dict[str, bytes]] = {}
+    manifests: ClassVar[dict[tuple[str, str], tuple[bytes, str]]] = {}
+    token_requests: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        port = self.server.server_address[1]
+        if url.path == "/token":
+            self.token_requests.append(url.query)
+            return self._send(200, json.dumps({"token": "good-token"}).encode())
+        if url.path.startswith("/cdn/"):  # an object store: a second credential is an error
+            if self.headers.get("Authorization"):
+                return self._send(400, b"only one auth mechanism allowed")
+            return self._send(200, self.blobs[url.path[5:]])
+        repo, _, rest = url.path.removeprefix("/v2/").partition("/manifests/")
+        if self.headers.get("Authorization") != "Bearer good-token":
+            scope = f"repository:{repo or url.path.removeprefix('/v2/').split('/blobs/')[0]}:pull"
+            return self._send(401, b"", {"WWW-Authenticate": f'Bearer realm="http://127.0.0.1:{port}/token",service="test",scope="{scope}"'})
+        if rest:
+            body, media = self.manifests.get((repo, rest), (None, ""))
+            return self._send(200, body, {"Content-Type": media}) if body is not None else self._send(404)
+        repo, _, blob = url.path.removeprefix("/v2/").partition("/blobs/")
+        if blob in self.blobs:
+            return self._send(307, b"", {"Location": f"/cdn/{blob}"})
+        return self._send(404)
+
+
+def add_image(repo: str, tag: str) -> dict[str, str]:
+    """A two-architecture image; returns each architecture's manifest digest."""
+    per_arch = {}
+    entries = []
+    for arch in ("amd64", "arm64"):
+        layer = f"layer of {arch}".encode()
+        config = json.dumps({"architecture": arch, "os": "linux"}).encode()
+        Registry.blobs[digest(layer)] = layer
+        Registry.blobs[digest(config)] = config
+        manifest = json.dumps(
+            {"schemaVersion": 2, "mediaType": MANIFEST, "config": {"digest": digest(config), "size": len(config)}, "layers": [{"digest": digest(layer), "size": len(layer)}]}
+        ).encode()
+        Registry.manifests[(repo, digest(manifest))] = (manifest, MANIFEST)
+        per_arch[arch] = digest(manifest)
+        entries.append({"mediaType": MANIFEST, "digest": digest(manifest), "size": len(manifest), "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}).encode()
+    Registry.manifests[(repo, tag)] = (index, INDEX)
+    return per_arch
+
+
+@pytest.fixture
+def registry() -> Iterator[RegistryClient]:
+    Registry.blobs, Registry.manifests, Registry.token_requests = {}, {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield RegistryClient(endpoints={"registry.test": f"http://127.0.0.1:{httpd.server_address[1]}"}, timeout=10)
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("busybox:1.37.0", ImageRef("docker.io", "library/busybox", "1.37.0")),
+        ("docker://docker.io/busybox:1.37.0", ImageRef("docker.io", "library/busybox", "1.37.0")),
+        ("rancher/local-path-provisioner:v0.0.37", ImageRef("docker.io", "rancher/local-path-provisioner", "v0.0.37")),
+        ("registry.k8s.io/coredns/coredns:v1.14.2", ImageRef("registry.k8s.io", "coredns/coredns", "v1.14.2")),
+        ("localhost:5000/x", ImageRef("localhost:5000", "x", "latest")),
+    ],
+)
+def test_references_are_parsed_like_containerd_does(ref: str, expected: ImageRef) -> None:
+    assert ImageRef.parse(ref) == expected
+
+
+def test_pin_resolves_each_architectures_manifest_through_a_bearer_token(registry: RegistryClient) -> None:
+    digests = add_image("team/app", "v1")
+    ref = ImageRef.parse("registry.test/team/app:v1")
+    assert registry.platform_digest(ref, "amd64") == digests["amd64"]
+    assert registry.platform_digest(ref, "arm64") == digests["arm64"]
+    assert Registry.token_requests == ["scope=repository%3Ateam%2Fapp%3Apull&service=test"]  # one token, reused
+    with pytest.raises(KitError, match="no linux/riscv64 image"):
+        registry.platform_digest(ref, "riscv64")
+
+
+def test_pull_stores_verified_blobs_and_tags_them_for_the_mirror(registry: RegistryClient, tmp_path: Path) -> None:
+    digests = add_image("team/app", "v1")
+    store = tmp_path / "oci"
+    registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["amd64"], store)
+    assert (store / "tags/registry.test/team/app/v1").read_text().strip() == digests["amd64"]
+    assert oci.missing_blobs(store, digests["amd64"]) == []
+
+
+def test_a_tampered_blob_is_refused_and_not_stored(registry: RegistryClient, tmp_path: Path) -> None:
+    digests = add_image("team/app", "v1")
+    layer = digest(b"layer of amd64")
+    Registry.blobs[layer] = b"tampered"
+    with pytest.raises(KitError, match="not the pinned"):
+        registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["amd64"], tmp_path / "oci")
+    assert not (tmp_path / "oci/blobs/sha256" / layer.removeprefix("sha256:")).exists()
+    assert not (tmp_path / "oci/tags/registry.test/team/app/v1").exists()
+
+
+def test_cache_pin_and_fetch_fill_the_store_for_the_mirror(registry: RegistryClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = add_image("team/app", "v1")
+    path = tmp_path / "m.yml"
+    path.write_text(
+        'artifacts:\n  image-app:\n    kind: image\n    layer: node\n    version: "1"\n    versions:\n      "1":\n'
+        '        amd64: {url: "docker://registry.test/team/app:v1", sha256: null}\n'
+        '        arm64: {url: "docker://registry.test/team/app:v1", sha256: null}\n'
+    )
+    assert cache.pin(path, say=lambda _: None, registry=registry) == []
+    m = cache.load_manifest([path])
+    assert {a: d.sha256 for a, d in m.artifacts["image-app"].versions["1"].items()} == {a: d.removeprefix("sha256:") for a, d in digests.items()}
+    monkeypatch.setattr("labkit.registry.RegistryClient", lambda timeout: registry)
+    items = cache.plan(m, {}, [], arch="arm64")
+    assert cache.fetch(tmp_path / "c", items) == []
+    assert cache.status(tmp_path / "c", items)[0][1] == "present"
