@@ -81,7 +81,7 @@ def test_cache_status_checks_every_blob_of_an_image(tmp_path: Path) -> None:
 def test_a_locally_built_image_that_is_missing_is_refused_with_a_reason(tmp_path: Path) -> None:
     item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
     errors = cache.fetch(tmp_path, [item])
-    assert errors == [f"pause: {cache.how_to_get(item)}"]
+    assert errors == [f"hello: {cache.how_to_get(item)}"]
     assert "not fetched by this version" in errors[0]
 
 
