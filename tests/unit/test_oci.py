@@ -82,7 +82,7 @@ def test_a_locally_built_image_that_is_missing_is_refused_with_a_reason(tmp_path
     item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
     errors = cache.fetch(tmp_path, [item])
     assert errors == [f"hello: {cache.how_to_get(item)}"]
-    assert "not fetched by this version" in errors[0]
+    assert "cache.standins" in errors[0]
 
 
 @pytest.mark.parametrize("name", ["bin/hello", "bin/sh"])
