@@ -296,7 +296,7 @@ class Kit:
     def lab_nodes(self, lab: Any) -> list[str]:
         resolved = self.resolve()
         names = [n.name for n in resolved.nodes]
-        wanted = [n for n in lab.spec.nodes if n != "first"]
+        wanted = [resolved.control_plane.name if n == "control-plane" else n for n in lab.spec.nodes if n != "first"]
         return [n for n in names if n in wanted] or names[:1]
 
     def _snapshot_lister(self) -> Callable[[str], list[str]]:
@@ -313,7 +313,9 @@ class Kit:
 
         if not self.inventory_path.exists():
             raise KitError("the cluster has no inventory yet: run `./kit up` first")
-        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp")
+        if "kubernetes" in lab.missing_layers([]) and not self.kubeconfig_path.exists():
+            self.kubeconfig()  # the checks read the cluster through the Kubernetes client
+        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp", kubeconfig=self.kubeconfig_path)
 
     def lab_require_layers(self, lab: Any) -> None:
         missing = lab.missing_layers(self.resolve().enabled_layers())

@@ -216,8 +216,10 @@ class Nodes:
     """What a check gets: testinfra hosts by node name (over the kit's inventory, SSH
     connections reused), the cluster's snapshots, and the lab image in the cache."""
 
-    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]], control_dir: Path | None = None):
+    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]], control_dir: Path | None = None, kubeconfig: Path | None = None):
         self.inventory = inventory
+        self.kubeconfig = kubeconfig
+        self._api_client: Any = None
         self.names = names
         self.control_dir = control_dir
         self._hosts: dict[str, Any] = {}
@@ -249,6 +251,23 @@ class Nodes:
             spec = f"ssh://{hv.get('ansible_user', 'vagrant')}@{hv['ansible_host']}:{hv.get('ansible_port', 22)}"
             self._hosts[name] = testinfra.get_host(spec, **options)
         return self._hosts[name]
+
+    def api(self, path: str) -> dict[str, Any] | None:
+        """GET one Kubernetes API path with the Kubernetes client (the host's admin
+        kubeconfig, `./kit kubeconfig`); the JSON as a dict, or None when it does not exist."""
+        from kubernetes import client, config
+
+        if self._api_client is None:
+            if self.kubeconfig is None or not self.kubeconfig.exists():
+                raise KitError("no kubeconfig for the lab checks: run `./kit kubeconfig`")
+            self._api_client = config.new_client_from_config(str(self.kubeconfig))
+        try:
+            data = self._api_client.call_api(path, "GET", auth_settings=["BearerToken"], response_type="object", _return_http_data_only=True, _request_timeout=10)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise KitError(f"the API server answered {exc.status} for {path}: {exc.reason}") from None
+        return dict(data)
 
     @property
     def first_name(self) -> str:

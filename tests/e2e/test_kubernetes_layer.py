@@ -154,3 +154,18 @@ def test_a_second_up_changes_nothing(k8s: Cluster, api: Any) -> None:
     record("k8s: second `up` (no change)", time.monotonic() - start)
     summary = json.loads((k8s.state_dir / "last-run.json").read_text())
     assert summary["changed"] == 0, summary["recap"]
+
+
+def test_lab03_fails_then_passes_after_solve_then_fails_after_reset(k8s: Cluster, api: Any) -> None:
+    k8s.kit("lab.start", "03", timeout=1200)
+    assert k8s.kit("lab.check", "03", check=False).returncode != 0
+    start = time.monotonic()
+    k8s.kit("lab.solve", "03", timeout=1800)
+    record("k8s: lab 03 solve", time.monotonic() - start)
+    start = time.monotonic()
+    k8s.kit("lab.check", "03")
+    record("k8s: lab 03 check (all pass)", time.monotonic() - start)
+    start = time.monotonic()
+    k8s.kit("lab.reset", "03", timeout=1200)
+    record("k8s: lab 03 reset (snapshot restore)", time.monotonic() - start)
+    assert k8s.kit("lab.check", "03", check=False).returncode != 0

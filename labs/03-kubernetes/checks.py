@@ -1,0 +1,108 @@
+"""Lab 03 checks: the cluster's state through the Kubernetes API (the Kubernetes client,
+`nodes.api(path)`), and the files the steps leave on the control plane (testinfra)."""
+
+from labkit.labs import check
+
+DIR = "/home/vagrant/lab03"
+DEPLOY = "/apis/apps/v1/namespaces/lab03/deployments/web"
+PODS = "/api/v1/namespaces/lab03/pods?labelSelector=app%3Dweb"
+STATIC = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def _deployment(nodes):
+    d = nodes.api(DEPLOY)
+    assert d is not None, "there is no Deployment web in namespace lab03"
+    return d
+
+
+def _web_pods(nodes):
+    return [p for p in nodes.api(PODS)["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def _settled(d, replicas):
+    spec, status = d["spec"], d.get("status", {})
+    assert spec.get("replicas") == replicas, f"the Deployment asks for {spec.get('replicas')} replicas, not {replicas}"
+    assert status.get("observedGeneration", 0) >= d["metadata"].get("generation", 0), "the Deployment controller has not seen the last change yet"
+    available = status.get("availableReplicas", 0)
+    assert available == replicas, f"{available} of {replicas} replicas are available"
+
+
+@check("control_plane_static_pods", hint="`ls /etc/kubernetes/manifests > ~/lab03/static-pods.txt` on the control plane (step 1), then look for their mirror pods in kube-system.")
+def control_plane_static_pods(nodes):
+    listing = nodes.first.file(f"{DIR}/static-pods.txt")
+    assert listing.exists, "~/lab03/static-pods.txt does not exist yet"
+    for name in STATIC:
+        assert f"{name}.yaml" in listing.content_string.split(), f"{name}.yaml is not in static-pods.txt"
+    for name in STATIC:
+        pod = nodes.api(f"/api/v1/namespaces/kube-system/pods/{name}-{nodes.first_name}")
+        assert pod is not None, f"no mirror pod {name}-{nodes.first_name} in kube-system"
+        assert "kubernetes.io/config.mirror" in pod["metadata"].get("annotations", {}), f"{name} is not a static pod's mirror"
+        assert pod["status"].get("phase") == "Running", f"{name} is {pod['status'].get('phase')}"
+
+
+@check("etcd_keys_read", hint="Ask etcd for its keys with etcdctl inside the etcd pod and save them to ~/lab03/etcd-keys.txt (step 1).")
+def etcd_keys_read(nodes):
+    keys = nodes.first.file(f"{DIR}/etcd-keys.txt")
+    assert keys.exists, "~/lab03/etcd-keys.txt does not exist yet"
+    lines = keys.content_string.split()
+    assert "/registry/namespaces/kube-system" in lines, "etcd-keys.txt should list /registry/namespaces/kube-system: the cluster's objects are keys in etcd"
+
+
+@check("web_deployed", hint="`kubectl apply -f manifests/web.yaml` (step 2), then `kubectl -n lab03 get deploy,pods`.")
+def web_deployed(nodes):
+    d = _deployment(nodes)
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("busybox:1.37.0"), "the web container should run the lab's busybox image"
+    available = d.get("status", {}).get("availableReplicas", 0)
+    assert available >= 2, f"only {available} replica(s) available: are the pods pulling their image?"
+
+
+@check("web_scaled", hint="`kubectl -n lab03 scale deploy/web --replicas=4` (step 3) and watch `kubectl -n lab03 get pods -o wide`.")
+def web_scaled(nodes):
+    _settled(_deployment(nodes), 4)
+
+
+@check("pod_replaced", hint="Delete one web pod and save its name: `kubectl -n lab03 delete pod NAME && echo NAME > ~/lab03/deleted-pod.txt` (step 4).")
+def pod_replaced(nodes):
+    record = nodes.first.file(f"{DIR}/deleted-pod.txt")
+    assert record.exists, "~/lab03/deleted-pod.txt does not exist yet"
+    deleted = record.content_string.strip()
+    assert deleted.startswith("web-"), f"deleted-pod.txt should name a web pod, not {deleted!r}"
+    names = [p["metadata"]["name"] for p in _web_pods(nodes)]
+    assert deleted not in names, f"{deleted} still exists"
+    _settled(_deployment(nodes), 4)
+
+
+@check(
+    "node_failure_survived",
+    hint="`kubectl drain NODE --ignore-daemonsets --delete-emptydir-data` on the worker running web pods (step 5), then check all four run elsewhere.",
+)
+def node_failure_survived(nodes):
+    drained = [n["metadata"]["name"] for n in nodes.api("/api/v1/nodes")["items"] if n["spec"].get("unschedulable")]
+    assert drained, "no node is drained (cordoned): `kubectl drain` a worker"
+    pods = _web_pods(nodes)
+    on_drained = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in drained]
+    assert not on_drained, f"web pods still on the drained node: {', '.join(on_drained)}"
+    _settled(_deployment(nodes), 4)
+
+
+@check(
+    "service_answers_by_name", hint="`kubectl apply -f manifests/service.yaml`, then from a pod: `wget -qO- http://web.lab03.svc.cluster.local` > ~/lab03/from-client.txt (step 6)."
+)
+def service_answers_by_name(nodes):
+    assert nodes.api("/api/v1/namespaces/lab03/services/web") is not None, "there is no Service web in lab03"
+    slices = nodes.api("/apis/discovery.k8s.io/v1/namespaces/lab03/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb")["items"]
+    ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
+    assert ready, "the Service has no ready endpoints: does its selector match the pods' labels?"
+    answer = nodes.first.file(f"{DIR}/from-client.txt")
+    assert answer.exists, "~/lab03/from-client.txt does not exist yet"
+    assert answer.content_string.startswith("web v"), "from-client.txt should hold the page a web pod served through the Service"
+
+
+@check("rolled_out_v2", hint="`kubectl -n lab03 set env deploy/web VERSION=v2` and `kubectl -n lab03 rollout status deploy/web` (step 7).")
+def rolled_out_v2(nodes):
+    d = _deployment(nodes)
+    env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    assert env.get("VERSION") == "v2", f"the pod template has VERSION={env.get('VERSION')}, not v2"
+    assert int(d["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "1")) >= 2, "the Deployment has not rolled out a second revision"
+    assert d.get("status", {}).get("updatedReplicas", 0) == d["spec"]["replicas"], "not every replica runs the new version yet"
+    _settled(d, d["spec"]["replicas"])
