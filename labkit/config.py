@@ -39,6 +39,8 @@ SUPPORTED_SERIES: dict[str, tuple[str, ...]] = {
     "knative": ("1.23",),
 }
 LAYERS = ("kubernetes", "istio", "knative")
+ADDON_LAYER = {"dashboard": "kubernetes", "prometheus": "istio", "kiali": "istio", "grafana": "istio", "jaeger": "istio"}
+ADDONS_NOT_YET = ("grafana", "jaeger")
 LAYER_NEEDS = {"istio": "kubernetes", "knative": "istio"}
 # Minimum memory (MiB) per node role for each layer; "base" applies always.
 MEMORY_MINIMUMS: dict[str, dict[str, int]] = {
@@ -97,6 +99,10 @@ class Addons(_Strict):
     """Optional parts of a layer, off by default (each one costs RAM and download time)."""
 
     dashboard: bool = False  # the Kubernetes Dashboard (kubernetes layer)
+    prometheus: bool = False  # Istio's Prometheus add-on (istio layer)
+    kiali: bool = False  # Kiali, the mesh's console (istio layer; needs prometheus)
+    grafana: bool = False  # Istio's Grafana add-on (istio layer) — not in this version
+    jaeger: bool = False  # Istio's Jaeger add-on (istio layer) — not in this version
 
 
 class Versions(_Strict):
@@ -494,8 +500,14 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     for layer, needs in LAYER_NEEDS.items():
         if getattr(layers, layer) and not getattr(layers, needs):
             problems.append(Problem(f"layers.{layer}", True, f"needs the {needs} layer", f"set layers.{needs}: true, or layers.{layer}: false"))
-    if cfg.addons.dashboard and not layers.kubernetes:
-        problems.append(Problem("addons.dashboard", True, "needs the kubernetes layer", "set layers.kubernetes: true, or addons.dashboard: false"))
+    for addon, layer in ADDON_LAYER.items():
+        if getattr(cfg.addons, addon) and not getattr(layers, layer):
+            problems.append(Problem(f"addons.{addon}", True, f"needs the {layer} layer", f"set layers.{layer}: true, or addons.{addon}: false"))
+    for addon in ADDONS_NOT_YET:
+        if getattr(cfg.addons, addon):
+            problems.append(Problem(f"addons.{addon}", True, "is not installed by this version of the kit (its images are not pinned yet)", f"set addons.{addon}: false"))
+    if cfg.addons.kiali and not cfg.addons.prometheus:
+        problems.append(Problem("addons.kiali", True, "reads the mesh's metrics from Prometheus", "set addons.prometheus: true as well"))
     if cfg.versions.cni != "flannel":
         problems.append(Problem("versions.cni", cfg.versions.cni, "is not installed by this version of the kit (only flannel is)", "set versions.cni: flannel"))
     for key, value in cfg.versions.model_dump().items():

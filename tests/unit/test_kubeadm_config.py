@@ -1,4 +1,4 @@
-"""The kubeadm configurations the roles render, checked against kubeadm's v1beta4 API.
+"""The configurations the roles render: kubeadm's (against its v1beta4 API) and Istio's chart values.
 
 Ansible renders the real templates (tests/unit/render/render.yml) for the default
 3-node sandbox.yml; every document must use only kinds and fields of kubeadm's API
@@ -56,7 +56,7 @@ def docs(text: str) -> dict[str, dict[str, Any]]:
 
 def test_every_rendered_document_matches_the_kubeadm_api(rendered: dict[str, Any]) -> None:
     files = rendered["files"]
-    kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml"))]
+    kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml")) and "values" not in name]
     assert sorted(kubeadm_files) == ["cp1-kubeadm-init.yaml", "worker1-kubeadm-join.yaml", "worker2-kubeadm-join.yaml"]
     for name in kubeadm_files:
         for doc in yaml.safe_load_all(files[name]):
@@ -116,3 +116,22 @@ def test_kubelet_unit_runs_the_binary_with_kubeadms_flags(rendered: dict[str, An
 def test_the_checker_rejects_what_kubeadm_rejects(doc: dict[str, Any], expected: str) -> None:
     errors = kubeadm_errors(doc)
     assert any(expected in e for e in errors), errors
+
+
+def test_istio_values_are_the_laptop_profile(rendered: dict[str, Any]) -> None:
+    istiod = yaml.safe_load(rendered["files"]["cp1-istiod-values.yaml"])
+    assert istiod["profile"] == "demo"
+    assert istiod["global"]["tag"] == rendered["resolved"]["versions"]["istio"]
+    assert istiod["pilot"]["autoscaleEnabled"] is False and istiod["pilot"]["replicaCount"] == 1
+    assert istiod["pilot"]["resources"]["requests"] == {"cpu": "10m", "memory": "100Mi"}
+    assert istiod["global"]["proxy"]["resources"]["requests"] == {"cpu": "10m", "memory": "40Mi"}
+
+
+def test_istio_gateway_answers_on_fixed_node_ports(rendered: dict[str, Any]) -> None:
+    gateway = yaml.safe_load(rendered["files"]["cp1-gateway-values.yaml"])
+    assert gateway["service"]["type"] == "NodePort"
+    ports = {p["name"]: p for p in gateway["service"]["ports"]}
+    assert ports["http2"]["nodePort"] == 31080 and ports["https"]["nodePort"] == 31443
+    assert ports["status-port"]["port"] == 15021 and "nodePort" not in ports["status-port"]
+    assert gateway["autoscaling"]["enabled"] is False
+    assert gateway["resources"]["requests"] == {"cpu": "10m", "memory": "40Mi"}

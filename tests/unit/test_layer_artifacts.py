@@ -37,6 +37,8 @@ def referenced_images() -> list[str]:
     for key, value in d.items():
         if key.endswith("_images") and isinstance(value, list):
             refs += [str(v) for v in value]
+        elif key.endswith("_images") and isinstance(value, dict):  # images per add-on
+            refs += [str(v) for images in value.values() for v in images]
         elif key.endswith("_image") and isinstance(value, str) and "{{" not in value:
             refs.append(value)
     config = yaml.safe_load((ROOT / "sandbox.yml").read_text())
@@ -59,7 +61,14 @@ def manifest_images() -> dict[str, set[str]]:
 
 def test_the_roles_reference_the_images_of_every_component() -> None:
     refs = referenced_images()
-    for expected in ("registry.k8s.io/kube-apiserver:v1.36.5", "registry.k8s.io/pause:3.10.2", "ghcr.io/flannel-io/flannel:v0.28.9", "docker.io/library/busybox:1.37.0"):
+    for expected in (
+        "registry.k8s.io/kube-apiserver:v1.36.5",
+        "registry.k8s.io/pause:3.10.2",
+        "ghcr.io/flannel-io/flannel:v0.28.9",
+        "docker.io/library/busybox:1.37.0",
+        "docker.io/istio/proxyv2:1.30.5",
+        "quay.io/kiali/kiali:v2.11",
+    ):
         assert expected in refs
 
 
@@ -74,7 +83,7 @@ def test_every_artifact_the_roles_read_is_in_the_manifest() -> None:
     m = cache.load_manifest([cache.MANIFEST])
     text = "\n".join(p.read_text() for p in ROOT.glob("roles/*/defaults/main.yml"))
     names = set(re.findall(r"kit\.artifacts\.(\w+)", text)) | set(re.findall(r"kit\.artifacts\['([\w-]+)'\]", text))
-    assert {"kubeadm", "kubelet", "kubectl", "crictl", "flannel_manifest", "metrics_server_manifest", "local_path_manifest"} <= names
+    assert {"kubeadm", "kubelet", "kubectl", "crictl", "flannel_manifest", "metrics_server_manifest", "local_path_manifest", "helm", "istioctl", "istio_base_chart"} <= names
     for name in names:
         assert name in m.artifacts, f"roles read kit.artifacts.{name}, which labkit/artifacts.yml does not list"
         for per_arch in m.artifacts[name].versions.values():
