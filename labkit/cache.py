@@ -57,6 +57,9 @@ class Artifact(_Strict):
     version: str | None = None  # or pin it here
     standin: bool = False  # built locally from Debian's packages (CI only), not upstream
     addon: str | None = None  # only needed when this switch of sandbox.yml's `addons` is on
+    # A release manifest whose images are pinned by digest inside it (Knative): fetching it
+    # also pulls those images, so the manifest's checksum pins them too.
+    pulls_images: bool = False
     versions: dict[str, dict[Literal["amd64", "arm64", "all"], Download]]
 
 
@@ -75,6 +78,7 @@ class Item:
     url: str
     sha256: str
     standin: bool
+    pulls_images: bool = False
 
     @property
     def filename(self) -> str:
@@ -131,7 +135,7 @@ def plan(manifest: Manifest, versions: Mapping[str, str], layers: Iterable[str],
         if dl.sha256 is None:
             missing.append(f"{name} {version} ({arch}): not pinned yet (a maintainer runs `./kit cache.pin` on a connected machine)")
             continue
-        items.append(Item(name, version, arch, art.kind, dl.url, dl.sha256, art.standin))
+        items.append(Item(name, version, arch, art.kind, dl.url, dl.sha256, art.standin, art.pulls_images))
     if missing:
         raise KitError(
             "the artifact manifest has no usable pinned checksum for:\n"
@@ -174,6 +178,13 @@ def state_of(cache_dir: Path, item: Item) -> State:
         from labkit.oci import missing_blobs
 
         return "corrupt" if missing_blobs(cache_dir / "oci", f"sha256:{item.sha256}") else "present"
+    if item.pulls_images:
+        from labkit.oci import missing_blobs
+        from labkit.registry import ImageRef, digest_refs
+
+        for ref in digest_refs(path.read_text()):
+            if missing_blobs(cache_dir / "oci", str(ImageRef.parse(ref).digest), item.arch):
+                return "missing"  # the file is there, not yet every image it pins
     return "present"
 
 
@@ -255,8 +266,15 @@ def fetch(
     def get(item: Item) -> None:
         if item.kind == "image":
             registry.pull(ImageRef.parse(item.url), f"sha256:{item.sha256}", cache_dir / "oci", lambda n: progress(item, n))
-        else:
-            _download(item, cache_dir / item.relpath(), lambda n: progress(item, n), timeout)
+            return
+        target = cache_dir / item.relpath()
+        if not target.exists():
+            _download(item, target, lambda n: progress(item, n), timeout)
+        if item.pulls_images:
+            from labkit.registry import digest_refs
+
+            for ref in digest_refs(target.read_text()):
+                registry.pull_pinned(ImageRef.parse(ref), item.arch, cache_dir / "oci", lambda n: progress(item, n))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(get, item): item for item in todo}

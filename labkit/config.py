@@ -39,7 +39,7 @@ SUPPORTED_SERIES: dict[str, tuple[str, ...]] = {
     "knative": ("1.23",),
 }
 LAYERS = ("kubernetes", "istio", "knative")
-ADDON_LAYER = {"dashboard": "kubernetes", "prometheus": "istio", "kiali": "istio", "grafana": "istio", "jaeger": "istio"}
+ADDON_LAYER = {"dashboard": "kubernetes", "prometheus": "istio", "kiali": "istio", "grafana": "istio", "jaeger": "istio", "knative_eventing": "knative"}
 ADDONS_NOT_YET = ("grafana", "jaeger")
 LAYER_NEEDS = {"istio": "kubernetes", "knative": "istio"}
 # Minimum memory (MiB) per node role for each layer; "base" applies always.
@@ -103,6 +103,7 @@ class Addons(_Strict):
     kiali: bool = False  # Kiali, the mesh's console (istio layer; needs prometheus)
     grafana: bool = False  # Istio's Grafana add-on (istio layer) — not in this version
     jaeger: bool = False  # Istio's Jaeger add-on (istio layer) — not in this version
+    knative_eventing: bool = False  # Knative Eventing (knative layer): brokers, event sources
 
 
 class Versions(_Strict):

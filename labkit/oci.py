@@ -92,10 +92,16 @@ def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entr
     return digest
 
 
-def missing_blobs(store: Path, manifest_digest: str) -> list[str]:
-    """Blobs a stored manifest refers to that are absent or do not match their digest."""
+def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) -> list[str]:
+    """Blobs a stored manifest (or, for an index, its ``arch`` image) refers to that are
+    absent or do not match their digest."""
     path = store / "blobs" / "sha256" / manifest_digest.removeprefix("sha256:")
+    if not path.is_file() or f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" != manifest_digest:
+        return [manifest_digest]
     manifest = json.loads(path.read_bytes())
+    if "manifests" in manifest:
+        chosen = [m["digest"] for m in manifest["manifests"] if m.get("platform", {}).get("architecture") == arch]
+        return missing_blobs(store, chosen[0], arch) if chosen else [f"{manifest_digest} (no {arch} image)"]
     refs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest.get("layers", []))]
     bad = []
     for ref in refs:

@@ -30,6 +30,13 @@ INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docke
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
 ACCEPT = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 DOCKER_HUB = "registry-1.docker.io"
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def digest_refs(text: str) -> list[str]:
+    """Every image reference pinned by digest in a manifest (pod specs and ConfigMaps alike)."""
+    found = re.findall(r"([a-z0-9][\w.:/-]*@sha256:[0-9a-f]{64})", text)
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,19 @@ class ImageRef:
     registry: str
     repository: str
     tag: str
+    digest: str | None = None  # `name@sha256:...`: pinned by the file that names it
 
     @classmethod
     def parse(cls, ref: str) -> ImageRef:
         ref = ref.removeprefix("docker://")
-        if "@" in ref:
-            raise KitError(f"{ref}: give a tag; the digest is what `./kit cache.pin` records")
+        ref, _, digest = ref.partition("@")
+        if digest and not DIGEST.fullmatch(digest):
+            raise KitError(f"{ref}@{digest}: not a sha256 digest")
+        parsed = cls._parse_name(ref)
+        return cls(parsed.registry, parsed.repository, parsed.tag, digest or None)
+
+    @classmethod
+    def _parse_name(cls, ref: str) -> ImageRef:
         first, _, rest = ref.partition("/")
         if not rest or ("." not in first and ":" not in first and first != "localhost"):
             first, rest = "docker.io", ref  # Docker Hub's short forms: busybox, rancher/x
@@ -54,7 +68,7 @@ class ImageRef:
         return cls(first, name, tag)
 
     def __str__(self) -> str:
-        return f"{self.registry}/{self.repository}:{self.tag}"
+        return f"{self.registry}/{self.repository}" + (f"@{self.digest}" if self.digest else f":{self.tag}")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -140,6 +154,23 @@ class RegistryClient:
         tag = store / "tags" / ref.registry / ref.repository / ref.tag
         tag.parent.mkdir(parents=True, exist_ok=True)
         tag.write_text(digest + "\n")
+
+    def pull_pinned(self, ref: ImageRef, arch: str, store: Path, progress: Callable[[int], None] = lambda n: None) -> None:
+        """Store an image named by digest (as release manifests pin them): the index, if it
+        is one, and the ``arch`` image it lists, every blob verified. No tag is written:
+        digest references resolve from the blobs alone."""
+        if not ref.digest:
+            raise KitError(f"{ref}: not pinned by digest")
+        doc = json.loads(self._blob(ref, f"manifests/{ref.digest}", ref.digest, store, ACCEPT, progress))
+        digest = ref.digest
+        if "manifests" in doc:
+            chosen = [m["digest"] for m in doc["manifests"] if m.get("platform", {}).get("os") == "linux" and m.get("platform", {}).get("architecture") == arch]
+            if not chosen:
+                raise KitError(f"{ref}: no linux/{arch} image in its index")
+            digest = chosen[0]
+            doc = json.loads(self._blob(ref, f"manifests/{digest}", digest, store, ACCEPT, progress))
+        for blob in [doc["config"], *doc.get("layers", [])]:
+            self._blob(ref, f"blobs/{blob['digest']}", blob["digest"], store, "", progress)
 
     def _blob(self, ref: ImageRef, path: str, digest: str, store: Path, accept: str, progress: Callable[[int], None]) -> bytes:
         target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")

@@ -183,3 +183,46 @@ def test_the_schema_check_rejects_what_the_api_server_rejects() -> None:
     errors = k8s_errors(bad)
     assert any("imagePullPolicyy" in e for e in errors) and any("replicas" in e for e in errors), errors
     assert k8s_errors({"apiVersion": "example.com/v1", "kind": "Widget"}) == ["no Kubernetes v1.36.0 schema for example.com/v1 Widget"]
+
+
+def knative_docs() -> list[dict[str, Any]]:
+    labels = {"app": "controller"}
+    digest = "sha256:" + "3" * 64
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config-domain", "namespace": "knative-serving"}, "data": {"_example": "# documentation only"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config-autoscaler", "namespace": "knative-serving"}, "data": {"_example": "# documentation only"}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "controller", "namespace": "knative-serving"},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": pod_template([{"name": "controller", "image": f"gcr.io/knative-releases/knative.dev/serving/cmd/controller@{digest}"}], labels),
+            },
+        },
+    ]
+
+
+def test_knative_settings_land_in_its_configmaps() -> None:
+    d = defaults("knative")
+    docs = f.require_digests(knative_docs())
+    docs = f.configmap_data(docs, "config-domain", {d["knative_domain"]: ""})
+    docs = f.configmap_data(docs, "config-autoscaler", d["knative_autoscaler"])
+    assert docs[0]["data"] == {"_example": "# documentation only", "knative.internal": ""}
+    assert docs[1]["data"]["enable-scale-to-zero"] == "true"
+    assert docs[1]["data"]["scale-to-zero-grace-period"] == "30s"
+    for doc in docs:
+        assert k8s_errors(doc) == []
+
+
+def test_configmap_values_are_stored_as_strings() -> None:
+    docs = f.configmap_data(knative_docs(), "config-autoscaler", {"enable-scale-to-zero": True, "max-scale": 3, "list": ["a"]})
+    assert docs[1]["data"] | {} == {"_example": "# documentation only", "enable-scale-to-zero": "true", "max-scale": "3", "list": '["a"]'}
+    assert k8s_errors(docs[1]) == []
+
+
+def test_an_image_not_pinned_by_digest_is_refused() -> None:
+    docs = knative_docs()
+    docs[2]["spec"]["template"]["spec"]["containers"][0]["image"] = "gcr.io/knative-releases/knative.dev/serving/cmd/controller:latest"
+    with pytest.raises(f.AnsibleFilterError, match="not pinned by digest"):
+        f.require_digests(docs)

@@ -20,7 +20,7 @@ import pytest
 
 from labkit import cache, oci
 from labkit.errors import KitError
-from labkit.registry import ImageRef, RegistryClient
+from labkit.registry import ImageRef, RegistryClient, digest_refs
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -156,3 +156,43 @@ def test_cache_pin_and_fetch_fill_the_store_for_the_mirror(registry: RegistryCli
     items = cache.plan(m, {}, [], arch="arm64")
     assert cache.fetch(tmp_path / "c", items) == []
     assert cache.status(tmp_path / "c", items)[0][1] == "present"
+
+
+def test_digest_references_are_found_wherever_a_manifest_names_them() -> None:
+    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    text = f"""
+kind: Deployment
+spec: {{template: {{spec: {{containers: [{{name: c, image: gcr.io/knative-releases/knative.dev/serving/cmd/controller@{d1}}}]}}}}}}
+---
+kind: ConfigMap
+data:
+  queue-sidecar-image: gcr.io/knative-releases/knative.dev/serving/cmd/queue@{d2}
+  again: gcr.io/knative-releases/knative.dev/serving/cmd/controller@{d1}
+"""
+    assert digest_refs(text) == [f"gcr.io/knative-releases/knative.dev/serving/cmd/controller@{d1}", f"gcr.io/knative-releases/knative.dev/serving/cmd/queue@{d2}"]
+    ref = ImageRef.parse(digest_refs(text)[0])
+    assert (ref.registry, ref.repository, ref.digest) == ("gcr.io", "knative-releases/knative.dev/serving/cmd/controller", d1)
+
+
+def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: RegistryClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_image("knative/controller", "v1")
+    index_digest = digest(Registry.manifests[("knative/controller", "v1")][0])
+    Registry.manifests[("knative/controller", index_digest)] = Registry.manifests[("knative/controller", "v1")]
+    manifest = f"kind: Deployment\nspec: {{image: registry.test/knative/controller@{index_digest}}}\n".encode()
+    path = tmp_path / "m.yml"
+    path.write_text(
+        'artifacts:\n  serving:\n    kind: manifest\n    layer: node\n    pulls_images: true\n    version: "1"\n    versions:\n      "1":\n'
+        f'        all: {{url: "file://{tmp_path}/serving-core.yaml", sha256: "{digest(manifest).removeprefix("sha256:")}"}}\n'
+    )
+    items = cache.plan(cache.load_manifest([path]), {}, [], arch="arm64")
+    cache_dir = tmp_path / "c"
+    target = cache_dir / items[0].relpath()
+    target.parent.mkdir(parents=True)
+    target.write_bytes(manifest)  # the file is in the cache ...
+    assert cache.status(cache_dir, items)[0][1] == "missing"  # ... but not the image it pins
+    monkeypatch.setattr("labkit.registry.RegistryClient", lambda timeout: registry)
+    assert cache.fetch(cache_dir, items) == []
+    assert cache.status(cache_dir, items)[0][1] == "present"
+    arm = json.loads(Registry.manifests[("knative/controller", "v1")][0])["manifests"][1]["digest"]
+    assert oci.missing_blobs(cache_dir / "oci", index_digest, "arm64") == []
+    assert (cache_dir / "oci/blobs/sha256" / arm.removeprefix("sha256:")).exists()

@@ -82,6 +82,26 @@ def require_images(docs: Iterable[Doc | None], pinned: Iterable[str]) -> list[Do
     return docs
 
 
+def require_digests(docs: Iterable[Doc | None]) -> list[Doc]:
+    """The documents unchanged, after checking every container image is pinned by digest
+    (release manifests such as Knative's pin theirs; the manifest's checksum then pins them)."""
+    docs = _docs(docs)
+    loose = [i for i in images(docs) if "@sha256:" not in i]
+    if loose:
+        raise AnsibleFilterError(f"the manifest has images not pinned by digest: {', '.join(loose)}")
+    return docs
+
+
+def configmap_data(docs: Iterable[Doc | None], name: str, data: Mapping[str, Any]) -> list[Doc]:
+    """Set keys of one ConfigMap's data (values as strings, as the API stores them)."""
+    docs = _docs(docs)
+    target = _find(docs, "ConfigMap", name).setdefault("data", {})
+    target.update(
+        {str(k): v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}
+    )
+    return docs
+
+
 def container_args(docs: Iterable[Doc | None], kind: str, name: str, container: str, args: Iterable[str]) -> list[Doc]:
     """Add command-line arguments to one container; ``--flag=value`` arguments replace every ``--flag=...``."""
     docs = _docs(docs)
@@ -163,6 +183,8 @@ class FilterModule:
             "labkit_normalize_image": normalize_image,
             "labkit_require_images": require_images,
             "labkit_container_args": container_args,
+            "labkit_require_digests": require_digests,
+            "labkit_configmap_data": configmap_data,
             "labkit_annotate": annotate,
             "labkit_configmap_json": configmap_json,
             "labkit_configmap_pod_image": configmap_pod_image,
