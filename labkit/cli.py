@@ -481,9 +481,19 @@ def everything(c: Context, full: bool = False) -> None:
         e2e(c)
 
 
+@task(name="samples")
+@friendly
+def cache_samples(c: Context) -> None:
+    """Build the labs' sample images (labs/samples: web v1/v2, hello, cpu) into the cache from its busybox-static package."""
+    from labkit import samples
+    from labkit.kit import host_arch
+
+    samples.build(kit().resolve().cache_dir, host_arch(), say=_say)
+
+
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
 namespace.add_collection(Collection("box", build))
-namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve))
+namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples))
 namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)

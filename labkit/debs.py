@@ -33,6 +33,7 @@ from labkit.proc import require, run
 LOCK = Path(__file__).with_name("artifacts-debs.yml")
 ROLES = Path(__file__).resolve().parent.parent / "roles"
 PLAYBOOKS = ROLES.parent / "playbooks"
+SAMPLE_PACKAGES = ("busybox-static",)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -114,6 +115,9 @@ def layer_packages(roles_dir: Path = ROLES) -> dict[str, list[str]]:
         for key, value in data.items():
             if key.endswith("_packages") and isinstance(value, list):
                 out.setdefault(role_layer(defaults.parent.parent.name), set()).update(str(v) for v in value)
+    # The labs' sample images are built on the host from Debian's busybox-static
+    # (labkit/samples.py): pinned here like the roles' packages, in the `labs` layer.
+    out.setdefault("labs", set()).update(SAMPLE_PACKAGES)
     return {layer: sorted(packages) for layer, packages in out.items()}
 
 

@@ -117,7 +117,7 @@ class Kit:
         items: list[cache.Item] = []
         for arch in arches or [host_arch()]:
             addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
-            items += cache.plan(manifest, versions, resolved.enabled_layers(), arch, addons=addons)
+            items += cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons)
         return items
 
     # ----------------------------------------------------------------- box
@@ -156,8 +156,14 @@ class Kit:
     def check_cache(self) -> list[cache.Item]:
         """Refuse to go on when an artifact the layers need is missing or corrupt."""
         items = self.cache_items()
-        cache.require_complete(self.resolve().cache_dir, items)
-        self.say(f"    all {len(items)} artifact(s) present and verified in {self.resolve().cache_dir}")
+        cache_dir = self.resolve().cache_dir
+        cache.require_complete(cache_dir, items)
+        self.say(f"    all {len(items)} artifact(s) present and verified in {cache_dir}")
+        from labkit import samples
+
+        if not samples.present(cache_dir):
+            self.say("    building the labs' sample images (labs/samples) into the cache")
+            samples.build(cache_dir, host_arch(), say=self.say)
         return items
 
     def run_site(self, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> runner.PlaybookRun:

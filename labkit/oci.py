@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def _layer(files: Mapping[str, Entry]) -> bytes:
     return buf.getvalue()
 
 
-def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entry], cmd: list[str], arch: str = "amd64") -> str:
+def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entry], cmd: list[str], arch: str = "amd64", env: Sequence[str] = ()) -> str:
     """Write a one-layer image into ``store`` and tag it; return the manifest digest."""
     raw = _layer(files)
     compressed = gzip.compress(raw, mtime=0)
@@ -73,7 +73,7 @@ def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entr
     config = {
         "architecture": arch,
         "os": "linux",
-        "config": {"Cmd": cmd, "Env": ["PATH=/bin:/usr/bin"]},
+        "config": {"Cmd": cmd, "Env": ["PATH=/bin:/usr/bin", *env]},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(raw).hexdigest()}"]},
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
