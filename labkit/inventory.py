@@ -2,7 +2,9 @@
 
 The same function serves Vagrant VMs (endpoints from `vagrant ssh-config`) and real
 machines (endpoints written by hand), so the playbooks never know which they run on.
-Groups: ``control_plane`` and ``workers`` (children of ``cluster``); every node gets
+Groups: ``control_plane`` and ``workers`` (children of ``cluster``), and
+``layer_kubernetes``/``layer_istio``/``layer_knative`` (every node when the layer is on,
+none when it is off); every node gets
 ``node_ip`` (its private-network address) and ``node_role``; the whole resolved config
 is available to every play as ``kit``.
 """
@@ -42,10 +44,14 @@ def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *,
         if vagrant:
             host["ansible_ssh_common_args"] = VAGRANT_SSH_ARGS
         groups[GROUP_OF_ROLE[node["role"]]]["hosts"][node["name"]] = host
+    # One group per layer of the ladder, holding every node when that layer is on and none
+    # when it is off: the layer playbooks target `cluster:&layer_<name>`, so a layer that
+    # is off runs no task at all.
+    layer_groups: dict[str, dict[str, Any]] = {f"layer_{layer}": {"children": {"cluster": {}}} if on else {"hosts": {}} for layer, on in resolved.get("layers", {}).items()}
     return {
         "all": {
             "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": {**resolved, "artifacts": dict(artifacts or {})}},
-            "children": {"cluster": {"children": groups}},
+            "children": {"cluster": {"children": groups}, **layer_groups},
         }
     }
 

@@ -49,3 +49,30 @@ def test_a_node_without_endpoint_is_a_clear_error(tmp_path: Path) -> None:
     resolved = load(write(tmp_path, VALID), HostContext()).to_dict()
     with pytest.raises(KitError, match=r"no SSH endpoint for worker1.*\./kit up"):
         inventory.render(resolved, {"cp1": EPS["cp1"]})
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_layer_that_is_off_runs_no_play(tmp_path: Path, on: bool) -> None:
+    import subprocess
+
+    from labkit import runner
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load(VALID)
+    data["layers"] = {"kubernetes": on, "istio": on, "knative": on}
+    resolved = load(write(tmp_path, yaml.safe_dump(data)), HostContext()).to_dict()
+    (tmp_path / "inventory.yml").write_text(inventory.dump(inventory.render(resolved, EPS)))
+    out = subprocess.run(
+        [runner.ansible_tool("ansible-playbook"), "-i", str(tmp_path / "inventory.yml"), "--list-hosts", "playbooks/site.yml"],
+        cwd=root,
+        env=runner.ansible_env(root, tmp_path / "state"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    plays = out.split("play #")[1:]
+    layer_plays = [p for p in plays if p.split("(")[1].startswith(("cluster:&layer", "control_plane:&layer", "workers:&layer", "control_plane[0]:&layer"))]
+    assert len(layer_plays) == 8
+    for play in layer_plays:
+        assert ("hosts (0)" in play) != on, play
+    assert all("hosts (0)" not in p for p in plays if p not in layer_plays)
