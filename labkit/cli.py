@@ -452,9 +452,10 @@ def vm_suite(c: Context, keep: bool = False) -> None:
 
 @task(help={"keep": "Keep the cluster afterwards (LABKIT_E2E_KEEP=1)."})
 def e2e(c: Context, keep: bool = False) -> None:
-    """The Kubernetes layer's end-to-end suite (connected machine; skipped, with the reason, when the cache lacks the pinned upstream files)."""
+    """The layers' end-to-end suites, Kubernetes then mesh and serverless (connected machine; skipped, with the reason, when the cache lacks the pinned upstream files)."""
     env = {"LABKIT_E2E_KEEP": "1"} if keep else {}
-    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-rs", "-p", "no:cacheprovider", "-m", "k8s", "tests/e2e/test_kubernetes_layer.py"], **env)
+    suites = ["tests/e2e/test_kubernetes_layer.py", "tests/e2e/test_mesh_serverless.py"]
+    _run(c, [sys.executable, "-m", "pytest", "-v", "-s", "-rs", "-p", "no:cacheprovider", "-m", "k8s", *suites], **env)
 
 
 @task(help={"scenario": "Only this scenario (molecule/<name>); default: all of them."})

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import connected
 from tests.e2e.harness import ROOT, TIMINGS, Cluster
 
 NETNS = "labkit-e2e"
@@ -67,6 +68,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             c.kit("destroy", "--yes", "--box-volume", check=False)
             if netns:
                 subprocess.run([str(ROOT / "scripts/libvirt-netns"), "stop", netns], check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The connected-machine cluster with every layer (marker `k8s`; see connected.py)."""
+    yield from connected.k8s_cluster(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def api(k8s: Cluster) -> object:
+    """The Kubernetes client, configured for that cluster after its first `./kit up`."""
+    return connected.api_client(k8s)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

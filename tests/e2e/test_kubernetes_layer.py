@@ -12,82 +12,18 @@ bound PVC, and a second `./kit up` that changes nothing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from labkit import cache
-from labkit.errors import KitError
-from labkit.kit import Kit
+from tests.e2e.connected import CONFIG, wait_for
 from tests.e2e.harness import ROOT, Cluster, record
 
 pytestmark = pytest.mark.k8s
-CONFIG = ROOT / "tests/e2e/k8s-cluster.yml"
 PROBES = ROOT / "tests/e2e/k8s/probes.yaml"
-
-
-def _cache_problem(k: Kit) -> str | None:
-    try:
-        items = k.cache_items()
-    except KitError as exc:
-        entries = [line.strip(" -") for line in str(exc).splitlines() if line.startswith("  - ")]
-        return f"{len(entries)} artifact(s) have no pinned checksum yet, e.g. {entries[0] if entries else exc}"
-    missing = [i.name for i in items if cache.state_of(k.resolve().cache_dir, i) != "present"]
-    return f"the artifact cache lacks {len(missing)} item(s), e.g. {', '.join(missing[:3])}: run `./kit cache.fetch`" if missing else None
-
-
-@pytest.fixture(scope="module")
-def k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    state = tmp_path_factory.mktemp("k8se2e-state")
-    problem = _cache_problem(Kit(config_path=CONFIG, state_dir=state, say=lambda _: None))
-    if problem:
-        print(f"\nKubernetes e2e suite skipped: {problem}", flush=True)
-        pytest.skip(f"needs a connected machine: {problem}")
-    if shutil.which("vagrant") is None or not Path("/run/systemd/system").is_dir():
-        pytest.skip("the Kubernetes e2e suite needs vagrant and a systemd host with libvirtd (the host reaches the API server)")
-    env = {**os.environ, "LABKIT_CONFIG": str(CONFIG), "LABKIT_STATE_DIR": str(state), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    c = Cluster(env=env, netns=None, state_dir=state)
-    try:
-        yield c
-    finally:
-        if not os.environ.get("LABKIT_E2E_KEEP"):
-            c.kit("destroy", "--yes", check=False)
-
-
-@pytest.fixture(scope="module")
-def api(k8s: Cluster) -> Any:
-    from kubernetes import client, config
-
-    start = time.monotonic()
-    k8s.kit("up", timeout=5400)
-    record("k8s: first `up` (3 VMs, node and Kubernetes layers)", time.monotonic() - start)
-    k8s.kit("kubeconfig")
-    config.load_kube_config(str(k8s.state_dir / "kubeconfig"))
-    return client
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 300) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except Exception as exc:  # the API may not answer yet: retried until the deadline
-            last = exc
-        else:
-            last = None
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s (last error: {last})")
-        time.sleep(3)
 
 
 def test_every_node_is_ready_on_its_private_address(api: Any) -> None:
