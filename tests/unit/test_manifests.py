@@ -18,7 +18,7 @@ from tests.unit.k8s_schemas import k8s_errors
 ROOT = Path(__file__).resolve().parents[2]
 # Custom resources (Istio, Knative): the Kubernetes schemas do not cover them; the API
 # groups and versions are checked below, their fields by the API server in the e2e suite.
-CUSTOM_GROUPS = {"networking.istio.io": "v1", "security.istio.io": "v1", "serving.knative.dev": "v1"}
+CUSTOM_GROUPS = {"networking.istio.io": "v1", "security.istio.io": "v1", "serving.knative.dev": "v1", "sources.knative.dev": "v1"}
 
 
 def manifest_docs() -> list[tuple[str, dict[str, Any]]]:
