@@ -108,3 +108,14 @@ def test_a_knative_service_scales_from_zero_and_back(api: Any) -> None:
     start = time.monotonic()
     wait_for("hello back to zero", lambda: not pods(), timeout=300)
     record("serverless: back to zero after the last request", time.monotonic() - start)
+
+
+def test_lab05_fails_then_passes_after_solve_then_fails_after_reset(k8s: Any, api: Any) -> None:
+    k8s.kit("lab.start", "05", timeout=1200)
+    assert k8s.kit("lab.check", "05", check=False).returncode != 0
+    start = time.monotonic()
+    k8s.kit("lab.solve", "05", timeout=1800)
+    record("serverless: lab 05 solve", time.monotonic() - start)
+    k8s.kit("lab.check", "05")
+    k8s.kit("lab.reset", "05", timeout=1200)
+    assert k8s.kit("lab.check", "05", check=False).returncode != 0
