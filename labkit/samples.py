@@ -41,7 +41,33 @@ CATALOGUE = (
     Sample("hello", "v1", "hello"),
     Sample("cpu", "v1", "cpu"),
 )
-APPLETS = ("sh", "httpd", "hostname", "mkdir", "echo", "printf", "awk", "sed", "cat", "wget", "sleep")
+APPLETS = (
+    "sh",
+    "httpd",
+    "hostname",
+    "mkdir",
+    "echo",
+    "printf",
+    "awk",
+    "sed",
+    "cat",
+    "wget",
+    "sleep",
+    "seq",
+    "sort",
+    "uniq",
+    "grep",
+    "head",
+    "tail",
+    "cut",
+    "tr",
+    "env",
+    "date",
+    "ls",
+    "test",
+    "true",
+    "false",
+)
 
 
 def busybox_from_deb(deb: Path) -> bytes:

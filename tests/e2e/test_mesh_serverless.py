@@ -110,12 +110,13 @@ def test_a_knative_service_scales_from_zero_and_back(api: Any) -> None:
     record("serverless: back to zero after the last request", time.monotonic() - start)
 
 
-def test_lab05_fails_then_passes_after_solve_then_fails_after_reset(k8s: Any, api: Any) -> None:
-    k8s.kit("lab.start", "05", timeout=1200)
-    assert k8s.kit("lab.check", "05", check=False).returncode != 0
+@pytest.mark.parametrize("lab", ["04", "05"])
+def test_lab_fails_then_passes_after_solve_then_fails_after_reset(k8s: Any, api: Any, lab: str) -> None:
+    k8s.kit("lab.start", lab, timeout=1200)
+    assert k8s.kit("lab.check", lab, check=False).returncode != 0
     start = time.monotonic()
-    k8s.kit("lab.solve", "05", timeout=1800)
-    record("serverless: lab 05 solve", time.monotonic() - start)
-    k8s.kit("lab.check", "05")
-    k8s.kit("lab.reset", "05", timeout=1200)
-    assert k8s.kit("lab.check", "05", check=False).returncode != 0
+    k8s.kit("lab.solve", lab, timeout=1800)
+    record(f"lab {lab} solve", time.monotonic() - start)
+    k8s.kit("lab.check", lab)
+    k8s.kit("lab.reset", lab, timeout=1200)
+    assert k8s.kit("lab.check", lab, check=False).returncode != 0

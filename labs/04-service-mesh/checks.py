@@ -1,0 +1,73 @@
+"""Lab 04 checks: the mesh's objects through the Kubernetes API (`nodes.api(path)`), and
+what the student measured from inside and outside the mesh (files on the control plane)."""
+
+import re
+
+from labkit.labs import check
+
+DIR = "/home/vagrant/lab04"
+NS = "/api/v1/namespaces/lab04"
+PODS = "/api/v1/namespaces/lab04/pods?labelSelector=app%3Dweb"
+PEER = "/apis/security.istio.io/v1/namespaces/lab04/peerauthentications/default"
+DR = "/apis/networking.istio.io/v1/namespaces/lab04/destinationrules/web"
+VS = "/apis/networking.istio.io/v1/namespaces/lab04/virtualservices/web"
+
+
+def _counts(text):
+    """`uniq -c` output: one `COUNT VERSION` line per version."""
+    return {version: int(count) for count, version in re.findall(r"^\s*(\d+)\s+(v[12])\s*$", text, re.MULTILINE)}
+
+
+@check("sidecar_injected", hint="`kubectl apply -f web.yaml` (step 1): its namespace has istio-injection=enabled; `kubectl -n lab04 get pods` shows 2/2.")
+def sidecar_injected(nodes):
+    ns = nodes.api(NS)
+    assert ns is not None, "there is no namespace lab04"
+    assert ns["metadata"].get("labels", {}).get("istio-injection") == "enabled", "lab04 is not labelled istio-injection=enabled"
+    pods = [p for p in nodes.api(PODS)["items"] if p["status"].get("phase") == "Running"]
+    assert len(pods) >= 2, f"{len(pods)} web pod(s) running, not 2 (v1 and v2)"
+    for pod in pods:
+        names = [c["name"] for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])]
+        assert "istio-proxy" in names, f"{pod['metadata']['name']} has no istio-proxy sidecar: was it created before the label?"
+
+
+@check("mtls_strict", hint="`kubectl apply -f mtls.yaml`, then call web from a pod outside the mesh into ~/lab04/plaintext.txt (step 2).")
+def mtls_strict(nodes):
+    peer = nodes.api(PEER)
+    assert peer is not None, "there is no PeerAuthentication default in lab04"
+    assert peer["spec"].get("mtls", {}).get("mode") == "STRICT", "the PeerAuthentication's mode is not STRICT"
+    plaintext = nodes.first.file(f"{DIR}/plaintext.txt")
+    assert plaintext.exists, "~/lab04/plaintext.txt does not exist yet"
+    assert "web v" not in plaintext.content_string, "the plaintext call got an answer: is mTLS STRICT applied?"
+    assert re.search(r"error|reset|refused", plaintext.content_string, re.IGNORECASE), "plaintext.txt should show the refused call's error"
+
+
+@check("canary_split", hint="`kubectl apply -f canary.yaml`, then count 100 answers from the client into ~/lab04/canary.txt (step 3).")
+def canary_split(nodes):
+    assert nodes.api(DR) is not None, "there is no DestinationRule web (the v1/v2 subsets)"
+    vs = nodes.api(VS)
+    assert vs is not None, "there is no VirtualService web"
+    weights = {r["destination"].get("subset"): r.get("weight", 0) for route in vs["spec"].get("http", []) for r in route.get("route", [])}
+    assert weights.get("v1") == 90 and weights.get("v2") == 10, f"the routes' weights are {weights}, not v1 90 / v2 10"
+    counted = nodes.first.file(f"{DIR}/canary.txt")
+    assert counted.exists, "~/lab04/canary.txt does not exist yet"
+    counts = _counts(counted.content_string)
+    total = sum(counts.values())
+    assert total >= 50, f"canary.txt counts {total} answers: make 100 requests"
+    share = counts.get("v2", 0) / total
+    assert 0.02 <= share <= 0.25, f"v2 answered {share:.0%} of the requests, far from 10 %"
+
+
+@check("fault_and_retries", hint="`kubectl apply -f fault.yaml` (step 4), then save 20 status codes from the client into ~/lab04/fault.txt.")
+def fault_and_retries(nodes):
+    vs = nodes.api(VS)
+    assert vs is not None, "there is no VirtualService web"
+    route = (vs["spec"].get("http") or [{}])[0]
+    abort = route.get("fault", {}).get("abort", {})
+    assert abort.get("httpStatus") == 503, "the route injects no 503 abort"
+    assert route.get("retries", {}).get("attempts", 0) >= 2, "the route has no retries (attempts ≥ 2)"
+    codes = nodes.first.file(f"{DIR}/fault.txt")
+    assert codes.exists, "~/lab04/fault.txt does not exist yet"
+    statuses = re.findall(r"\b([2-5]\d\d)\b", codes.content_string)
+    assert len(statuses) >= 10, "fault.txt should hold at least 10 status codes"
+    assert "503" in statuses, "no 503 among the status codes: is the fault applied?"
+    assert "200" in statuses, "no request succeeded: with 30 % aborted, most should"

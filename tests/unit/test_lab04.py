@@ -1,0 +1,109 @@
+"""Lab 04's checks against recorded API responses (Kubernetes and Istio objects).
+
+Uses lab 03's test double (FakeCluster): every check fails on a fresh cluster, passes on
+a solved one, and catches its own mistake. Kubernetes objects of the recordings are
+validated against the 1.36 schemas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labkit import labs
+from tests.unit.k8s_schemas import k8s_errors
+from tests.unit.test_lab03 import FakeCluster
+from tests.unit.test_labs import FakeFile, FakeHost
+
+DATA = Path(__file__).with_name("data") / "lab04"
+DIR = "/home/vagrant/lab04"
+PODS = "/api/v1/namespaces/lab04/pods?labelSelector=app%3Dweb"
+VS = "/apis/networking.istio.io/v1/namespaces/lab04/virtualservices/web"
+PEER = "/apis/security.istio.io/v1/namespaces/lab04/peerauthentications/default"
+FILES = {
+    f"{DIR}/plaintext.txt": "wget: error getting response: Connection reset by peer\n",
+    f"{DIR}/canary.txt": "     91 v1\n      9 v2\n",
+    f"{DIR}/fault.txt": "HTTP/1.1 200\nHTTP/1.1 503\n" + "HTTP/1.1 200\n" * 12 + "HTTP/1.1 503\n" * 6,
+}
+LAB = labs.find(labs.discover(), "04")
+CHECKS = [c for step in LAB.spec.steps for c in step.checks]
+
+
+def recording(name: str) -> dict[str, Any]:
+    return yaml.safe_load((DATA / f"{name}.yaml").read_text())
+
+
+def solved() -> FakeCluster:
+    return FakeCluster(recording("solved"), FakeHost(files={p: FakeFile(exists=True, content_string=t) for p, t in FILES.items()}))
+
+
+def failing(cluster: FakeCluster) -> set[str]:
+    results = labs.run_checks(LAB, cluster)
+    crashed = [f"{r.id}: {r.detail}" for r in results if not r.ok and r.detail.split(":")[0].endswith(("Error", "Exception"))]
+    assert crashed == [], "a check must fail with its own message, not crash"
+    return {r.id for r in results if not r.ok}
+
+
+def test_kubernetes_objects_of_the_recordings_are_valid() -> None:
+    for name in ("fresh", "solved"):
+        for path, doc in recording(name).items():
+            if doc["apiVersion"] in ("v1", "apps/v1"):
+                assert k8s_errors(doc) == [], path
+
+
+def test_every_check_fails_on_a_fresh_cluster() -> None:
+    assert failing(FakeCluster(recording("fresh"))) == set(CHECKS)
+
+
+def test_every_check_passes_on_the_solved_cluster() -> None:
+    assert failing(solved()) == set()
+
+
+def _no_sidecar(pods: dict[str, Any]) -> None:
+    pods["items"][1]["spec"]["initContainers"] = []
+
+
+def _permissive(peer: dict[str, Any]) -> None:
+    peer["spec"]["mtls"]["mode"] = "PERMISSIVE"
+
+
+def _even_split(vs: dict[str, Any]) -> None:
+    for r in vs["spec"]["http"][0]["route"]:
+        r["weight"] = 50
+
+
+def _no_fault(vs: dict[str, Any]) -> None:
+    del vs["spec"]["http"][0]["fault"]
+
+
+@pytest.mark.parametrize(
+    ("path", "change", "expected"),
+    [
+        (PODS, _no_sidecar, {"sidecar_injected"}),
+        (PEER, _permissive, {"mtls_strict"}),
+        (VS, _even_split, {"canary_split"}),
+        (VS, _no_fault, {"fault_and_retries"}),
+    ],
+)
+def test_each_check_catches_its_own_mistake(path: str, change: Any, expected: set[str]) -> None:
+    cluster = solved()
+    change(cluster.responses[path])
+    assert failing(cluster) == expected
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "expected"),
+    [
+        ("plaintext.txt", "web v1 on web-v1-5c9f8d7b6-1k2x\n", "mtls_strict"),
+        ("canary.txt", "     50 v1\n     50 v2\n", "canary_split"),
+        ("canary.txt", "      9 v2\n", "canary_split"),
+        ("fault.txt", "HTTP/1.1 200\n" * 20, "fault_and_retries"),
+    ],
+)
+def test_what_the_student_measured_is_checked(file: str, content: str, expected: str) -> None:
+    cluster = solved()
+    cluster.first.files[f"{DIR}/{file}"] = FakeFile(exists=True, content_string=content)
+    assert failing(cluster) == {expected}
