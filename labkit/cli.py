@@ -396,7 +396,9 @@ def lint(c: Context) -> None:
     _run(c, [_bin("ruff"), "check", "."])
     _run(c, [_bin("ruff"), "format", "--check", "."])
     _run(c, [_bin("yamllint"), "--strict", "."])
-    _run(c, ["shellcheck", "kit", ".ci/run", *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "scripts").iterdir()) if p.suffix != ".txt")])
+    scripts = [p for p in sorted((ROOT / "scripts").iterdir()) if p.suffix != ".txt"]
+    scripts += sorted(ROOT.glob("labs/*/*.sh")) + sorted(ROOT.glob("labs/samples/*/serve")) + sorted(ROOT.glob("labs/samples/*/cgi-bin/*.cgi"))
+    _run(c, ["shellcheck", "kit", ".ci/run", *(str(p.relative_to(ROOT)) for p in scripts)])
     _run(c, [_bin("ansible-lint")], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _run(c, [_bin("ansible-playbook"), "--syntax-check", "-i", "tests/fixtures/inventory.yml", "playbooks/site.yml"], ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     _vagrant_validate(c)
@@ -482,6 +484,23 @@ def everything(c: Context, full: bool = False) -> None:
         e2e(c)
 
 
+@task(name="ladder")
+@friendly
+def lab_ladder(c: Context) -> None:
+    """Lab 06: read the measurements from the control plane (~/lab06/ladder.txt), print the table, draw .state/ladder.png."""
+    from labkit import ladder
+
+    k = kit()
+    nodes = k.lab_context(_lab("06"))
+    record = nodes.first.file("/home/vagrant/lab06/ladder.txt")
+    if not record.exists:
+        raise KitError("there is no ~/lab06/ladder.txt on the control plane yet: run measure.sh there first (lab 06, step 1)")
+    rungs = ladder.parse(record.content_string)
+    data, png = ladder.save(rungs, k.state_dir)
+    _say(ladder.table(rungs))
+    _say(f"wrote {data} and {png}")
+
+
 @task(name="samples")
 @friendly
 def cache_samples(c: Context) -> None:
@@ -495,7 +514,7 @@ def cache_samples(c: Context) -> None:
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
 namespace.add_collection(Collection("box", build))
 namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples))
-namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot))
+namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot, lab_ladder))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)

@@ -321,7 +321,9 @@ class Kit:
             raise KitError("the cluster has no inventory yet: run `./kit up` first")
         if "kubernetes" in lab.missing_layers([]) and not self.kubeconfig_path.exists():
             self.kubeconfig()  # the checks read the cluster through the Kubernetes client
-        return labs.Nodes(self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp", kubeconfig=self.kubeconfig_path)
+        return labs.Nodes(
+            self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp", kubeconfig=self.kubeconfig_path, state_dir=self.state_dir
+        )
 
     def lab_require_layers(self, lab: Any) -> None:
         missing = lab.missing_layers(self.resolve().enabled_layers())

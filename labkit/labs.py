@@ -216,9 +216,18 @@ class Nodes:
     """What a check gets: testinfra hosts by node name (over the kit's inventory, SSH
     connections reused), the cluster's snapshots, and the lab image in the cache."""
 
-    def __init__(self, inventory: Path, names: list[str], snapshot_lister: Callable[[str], list[str]], control_dir: Path | None = None, kubeconfig: Path | None = None):
+    def __init__(
+        self,
+        inventory: Path,
+        names: list[str],
+        snapshot_lister: Callable[[str], list[str]],
+        control_dir: Path | None = None,
+        kubeconfig: Path | None = None,
+        state_dir: Path | None = None,
+    ):
         self.inventory = inventory
         self.kubeconfig = kubeconfig
+        self.state_dir = state_dir  # the host's state folder (what `./kit lab.ladder` writes)
         self._api_client: Any = None
         self.names = names
         self.control_dir = control_dir
