@@ -148,6 +148,18 @@ def kubeconfig(c: Context) -> None:
     _say(f"wrote {path} (mode 0600). Use it with:\n  export KUBECONFIG={path}\n  kubectl get nodes")
 
 
+@task
+@friendly
+def budget(c: Context) -> None:
+    """The RAM budget: memory requests of every enabled layer, computed from the manifests in the cache and the kit's rendered values."""
+    k = kit()
+    report = k.budget()
+    _say(report.report())
+    resolved = k.resolve()
+    guest = sum(n.memory for n in resolved.nodes)
+    _say(f"guest RAM of this config: {guest} MiB over {len(resolved.nodes)} node(s); requests use {report.total / guest:.0%} of it (measured parts only)")
+
+
 @task(help={"tags": "Re-run only these roles (comma-separated Ansible tags): a quicker benchmark."})
 @friendly
 def bench(c: Context, tags: str | None = None) -> None:
@@ -511,7 +523,7 @@ def cache_samples(c: Context) -> None:
     samples.build(kit().resolve().cache_dir, host_arch(), say=_say)
 
 
-namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench)
+namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench, budget)
 namespace.add_collection(Collection("box", build))
 namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples))
 namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot, lab_ladder))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from labkit import box, cache, host, inventory, runner
 from labkit.config import Resolved, load
 from labkit.doctor import Check, run_checks
@@ -236,6 +238,21 @@ class Kit:
         runner.playbook(self.root, "kubeconfig.yml", inv, extra=["-e", f"kubeconfig_dest={dest}"], emit=self.say, state_dir=self.state_dir)
         dest.chmod(0o600)
         return dest
+
+    def budget(self) -> Any:
+        """The memory requests of the enabled layers, from the manifests in the cache."""
+        from labkit import budget
+
+        resolved = self.resolve()
+        try:
+            artifacts = cache.role_vars(self.cache_items())
+        except KitError as exc:
+            self.say(f"    the cache cannot be planned yet ({str(exc).splitlines()[0]}): only the kit's own parts are measured")
+            artifacts = {}
+        defaults: dict[str, Any] = {}
+        for path in sorted((self.root / "roles").glob("*/defaults/main.yml")):
+            defaults.update(yaml.safe_load(path.read_text()) or {})
+        return budget.compute(resolved.cache_dir, artifacts, defaults, len(resolved.nodes), resolved.enabled_layers())
 
     def _finish(self, command: str, phases: Phases, run: runner.PlaybookRun, resolved: Resolved) -> dict[str, Any]:
         summary = {

@@ -120,3 +120,13 @@ def test_lab_fails_then_passes_after_solve_then_fails_after_reset(k8s: Any, api:
     k8s.kit("lab.check", lab)
     k8s.kit("lab.reset", lab, timeout=1200)
     assert k8s.kit("lab.check", lab, check=False).returncode != 0
+
+
+def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:
+    from labkit.kit import Kit
+
+    report = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).budget()
+    print(report.report())
+    record(f"RAM budget: {report.total:.0f} MiB of requests for every layer", None)
+    assert report.unmeasured == []
+    assert report.total < 8192
