@@ -9,8 +9,6 @@ The e2e suite runs `lab.solve 03` and `lab.check 03` on a real cluster.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import yaml
 
 from labkit import labs
 from tests.unit.k8s_schemas import k8s_errors
+from tests.unit.recorded import FakeCluster
 from tests.unit.test_labs import FakeFile, FakeHost
 
 DATA = Path(__file__).with_name("data") / "lab03"
@@ -29,19 +28,6 @@ SOLVED_FILES = {
     f"{DIR}/deleted-pod.txt": "web-6d4cf56db6-zz9k2\n",
     f"{DIR}/from-client.txt": "web v1 on web-6d4cf56db6-ax0q7\n",
 }
-
-
-@dataclass
-class FakeCluster:
-    """Test double of labs.Nodes for Kubernetes labs: recorded API answers, fake files."""
-
-    responses: dict[str, Any]
-    first: FakeHost = field(default_factory=FakeHost)
-    first_name: str = "cp1"
-
-    def api(self, path: str) -> dict[str, Any] | None:
-        found = self.responses.get(path)
-        return copy.deepcopy(found) if found is not None else None
 
 
 def recording(name: str) -> dict[str, Any]:

@@ -7,18 +7,16 @@ validated against the 1.36 schemas.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from labkit import labs
+from tests.unit import recorded
 from tests.unit.k8s_schemas import k8s_errors
-from tests.unit.test_lab03 import FakeCluster
-from tests.unit.test_labs import FakeFile, FakeHost
+from tests.unit.recorded import FakeCluster
+from tests.unit.test_labs import FakeFile
 
-DATA = Path(__file__).with_name("data") / "lab04"
 DIR = "/home/vagrant/lab04"
 PODS = "/api/v1/namespaces/lab04/pods?labelSelector=app%3Dweb"
 VS = "/apis/networking.istio.io/v1/namespaces/lab04/virtualservices/web"
@@ -33,18 +31,15 @@ CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 
 def recording(name: str) -> dict[str, Any]:
-    return yaml.safe_load((DATA / f"{name}.yaml").read_text())
+    return recorded.recording("04", name)
 
 
 def solved() -> FakeCluster:
-    return FakeCluster(recording("solved"), FakeHost(files={p: FakeFile(exists=True, content_string=t) for p, t in FILES.items()}))
+    return recorded.cluster("04", "solved", FILES)
 
 
 def failing(cluster: FakeCluster) -> set[str]:
-    results = labs.run_checks(LAB, cluster)
-    crashed = [f"{r.id}: {r.detail}" for r in results if not r.ok and r.detail.split(":")[0].endswith(("Error", "Exception"))]
-    assert crashed == [], "a check must fail with its own message, not crash"
-    return {r.id for r in results if not r.ok}
+    return recorded.failing(LAB, cluster)
 
 
 def test_kubernetes_objects_of_the_recordings_are_valid() -> None:
