@@ -130,3 +130,17 @@ def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:
     record(f"RAM budget: {report.total:.0f} MiB of requests for every layer", None)
     assert report.unmeasured == []
     assert report.total < 8192
+
+
+def test_lab06_measures_the_ladder_after_lab05(k8s: Any, api: Any) -> None:
+    k8s.kit("lab.start", "06", timeout=1200)
+    assert k8s.kit("lab.check", "06", check=False).returncode != 0
+    k8s.kit("lab.solve", "05", timeout=1800)  # lab 06 measures lab 05's function
+    start = time.monotonic()
+    k8s.kit("lab.solve", "06", timeout=1800)
+    record("lab 06 solve (measure every rung, draw the chart)", time.monotonic() - start)
+    k8s.kit("lab.check", "06")
+    for line in (k8s.state_dir / "ladder.json").read_text().splitlines():
+        record(f"  ladder: {line.strip()}", None)
+    k8s.kit("lab.reset", "06", timeout=1200)
+    assert k8s.kit("lab.check", "06", check=False).returncode != 0
