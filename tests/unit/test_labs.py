@@ -69,7 +69,7 @@ def lab(lab_id: str) -> labs.Lab:
 
 def test_every_lab_is_discovered_with_its_checks() -> None:
     found = labs.discover()
-    assert [lab.id for lab in found][:2] == ["01", "02"]
+    assert [lab.id for lab in found] == ["01", "02", "03", "04", "05", "06"]
     for one in found:
         assert (one.path / "README.md").exists()
         assert (one.path / "solution.yml").exists()
