@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from labkit import budget
 from labkit.errors import KitError
 
 RUNGS = (("vm", "VM (boot)"), ("container", "container (ctr)"), ("pod", "pod (Kubernetes)"), ("function", "function (cold start)"))
@@ -37,13 +38,10 @@ def systemd_seconds(text: str) -> float:
 
 def mebibytes(text: str) -> float:
     """`123Mi`, `2Gi`, `512Ki` or plain bytes, in MiB; several values (one per container) are summed."""
-    total = 0.0
-    values = re.findall(r"([0-9.]+)\s*(Ki|Mi|Gi)?", text)
+    values = re.findall(r"[0-9.]+(?:Ki|Mi|Gi)?", text)
     if not values:
         raise KitError(f"cannot read a memory size from {text!r}")
-    for v, unit in values:
-        total += float(v) * {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "": 1 / (1024 * 1024)}[unit]
-    return total
+    return sum(budget.mib(v) for v in values)
 
 
 def parse(record: str) -> list[Rung]:

@@ -92,6 +92,15 @@ def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entr
     return digest
 
 
+def platform_manifest(index: Mapping[str, object], arch: str | None) -> str | None:
+    """The digest of the linux/``arch`` image an image index lists (None: not listed)."""
+    for m in index.get("manifests", []):  # type: ignore[union-attr]
+        platform = m.get("platform", {})
+        if platform.get("os") == "linux" and platform.get("architecture") == arch:
+            return str(m["digest"])
+    return None
+
+
 def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) -> list[str]:
     """Blobs a stored manifest (or, for an index, its ``arch`` image) refers to that are
     absent or do not match their digest."""
@@ -100,8 +109,8 @@ def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) ->
         return [manifest_digest]
     manifest = json.loads(path.read_bytes())
     if "manifests" in manifest:
-        chosen = [m["digest"] for m in manifest["manifests"] if m.get("platform", {}).get("architecture") == arch]
-        return missing_blobs(store, chosen[0], arch) if chosen else [f"{manifest_digest} (no {arch} image)"]
+        chosen = platform_manifest(manifest, arch)
+        return missing_blobs(store, chosen, arch) if chosen else [f"{manifest_digest} (no {arch} image)"]
     refs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest.get("layers", []))]
     bad = []
     for ref in refs:

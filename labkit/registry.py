@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import KitError
+from labkit.oci import platform_manifest
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
@@ -133,11 +134,7 @@ class RegistryClient:
         doc = json.loads(body)
         media_type = doc.get("mediaType") or media_type.split(";")[0]
         if media_type in INDEX_TYPES or "manifests" in doc:
-            for m in doc.get("manifests", []):
-                platform = m.get("platform", {})
-                if platform.get("os") == "linux" and platform.get("architecture") == arch:
-                    return str(m["digest"])
-            raise KitError(f"{ref}: no linux/{arch} image in its index")
+            return self._platform(ref, doc, arch)
         config = json.loads(self._get(ref, f"blobs/{doc['config']['digest']}")[0])
         if config.get("architecture") != arch:
             raise KitError(f"{ref}: a single-architecture image for {config.get('architecture')}, not {arch}")
@@ -145,12 +142,7 @@ class RegistryClient:
 
     def pull(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None] = lambda n: None) -> None:
         """Store the manifest ``digest`` of ``ref`` with its blobs (each verified) and tag it."""
-        manifest = self._blob(ref, f"manifests/{digest}", digest, store, ACCEPT, progress)
-        doc = json.loads(manifest)
-        if "manifests" in doc:
-            raise KitError(f"{ref}: {digest} is an index; the manifest pins one architecture's image")
-        for blob in [doc["config"], *doc.get("layers", [])]:
-            self._blob(ref, f"blobs/{blob['digest']}", blob["digest"], store, "", progress)
+        self._store_image(ref, digest, store, progress)
         tag = store / "tags" / ref.registry / ref.repository / ref.tag
         tag.parent.mkdir(parents=True, exist_ok=True)
         tag.write_text(digest + "\n")
@@ -162,13 +154,20 @@ class RegistryClient:
         if not ref.digest:
             raise KitError(f"{ref}: not pinned by digest")
         doc = json.loads(self._blob(ref, f"manifests/{ref.digest}", ref.digest, store, ACCEPT, progress))
-        digest = ref.digest
+        self._store_image(ref, self._platform(ref, doc, arch) if "manifests" in doc else ref.digest, store, progress)
+
+    @staticmethod
+    def _platform(ref: ImageRef, index: dict[str, object], arch: str) -> str:
+        digest = platform_manifest(index, arch)
+        if digest is None:
+            raise KitError(f"{ref}: no linux/{arch} image in its index")
+        return digest
+
+    def _store_image(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None]) -> None:
+        """The image manifest ``digest`` and its config and layers, each verified."""
+        doc = json.loads(self._blob(ref, f"manifests/{digest}", digest, store, ACCEPT, progress))
         if "manifests" in doc:
-            chosen = [m["digest"] for m in doc["manifests"] if m.get("platform", {}).get("os") == "linux" and m.get("platform", {}).get("architecture") == arch]
-            if not chosen:
-                raise KitError(f"{ref}: no linux/{arch} image in its index")
-            digest = chosen[0]
-            doc = json.loads(self._blob(ref, f"manifests/{digest}", digest, store, ACCEPT, progress))
+            raise KitError(f"{ref}: {digest} is an index; the manifest pins one architecture's image")
         for blob in [doc["config"], *doc.get("layers", [])]:
             self._blob(ref, f"blobs/{blob['digest']}", blob["digest"], store, "", progress)
 

@@ -91,3 +91,15 @@ def _check(value: Any, type_name: str, where: str) -> list[str]:
         if key in spec["fields"]:
             errors += _check(sub, spec["fields"][key], f"{where}.{key}")
     return errors
+
+
+def load_filters() -> Any:
+    """The Kubernetes roles' filter plugin, imported from its file (Ansible loads it by path too)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "roles/kubernetes_common/filter_plugins/labkit_k8s.py"
+    spec = importlib.util.spec_from_file_location("labkit_k8s", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

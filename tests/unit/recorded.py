@@ -45,3 +45,24 @@ def failing(lab: labs.Lab, nodes: Any) -> set[str]:
     crashed = [f"{r.id}: {r.detail}" for r in results if not r.ok and r.detail.split(":")[0].endswith(("Error", "Exception"))]
     assert crashed == [], "a check must fail with its own message, not crash"
     return {r.id for r in results if not r.ok}
+
+
+@dataclass
+class RecordedLab:
+    """One lab's recordings and files: `recording(name)`, the `solved()` cluster, `failing(nodes)`."""
+
+    lab_id: str
+    files: dict[str, str]
+
+    @property
+    def lab(self) -> labs.Lab:
+        return labs.find(labs.discover(), self.lab_id)
+
+    def recording(self, name: str) -> dict[str, Any]:
+        return recording(self.lab_id, name)
+
+    def solved(self) -> FakeCluster:
+        return cluster(self.lab_id, "solved", self.files)
+
+    def failing(self, nodes: Any) -> set[str]:
+        return failing(self.lab, nodes)

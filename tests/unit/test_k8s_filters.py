@@ -9,7 +9,6 @@ against the Kubernetes 1.36 schemas.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -18,13 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.k8s_schemas import k8s_errors
+from tests.unit.k8s_schemas import k8s_errors, load_filters
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("labkit_k8s", ROOT / "roles/kubernetes_common/filter_plugins/labkit_k8s.py")
-assert _spec and _spec.loader
-f = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(f)
+f = load_filters()
 
 
 def pod_template(containers: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, Any]:

@@ -30,16 +30,8 @@ LAB = labs.find(labs.discover(), "04")
 CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 
-def recording(name: str) -> dict[str, Any]:
-    return recorded.recording("04", name)
-
-
-def solved() -> FakeCluster:
-    return recorded.cluster("04", "solved", FILES)
-
-
-def failing(cluster: FakeCluster) -> set[str]:
-    return recorded.failing(LAB, cluster)
+RECORDED = recorded.RecordedLab("04", FILES)
+recording, solved, failing = RECORDED.recording, RECORDED.solved, RECORDED.failing
 
 
 def test_kubernetes_objects_of_the_recordings_are_valid() -> None:

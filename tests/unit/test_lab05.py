@@ -24,16 +24,8 @@ LAB = labs.find(labs.discover(), "05")
 CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 
-def recording(name: str) -> dict[str, Any]:
-    return recorded.recording("05", name)
-
-
-def solved() -> FakeCluster:
-    return recorded.cluster("05", "solved", FILES)
-
-
-def failing(cluster: FakeCluster) -> set[str]:
-    return recorded.failing(LAB, cluster)
+RECORDED = recorded.RecordedLab("05", FILES)
+recording, solved, failing = RECORDED.recording, RECORDED.solved, RECORDED.failing
 
 
 def test_every_check_fails_on_a_fresh_cluster() -> None:

@@ -8,7 +8,6 @@ and arm64, so a connected machine can fill the cache for an offline class.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -16,12 +15,10 @@ import pytest
 import yaml
 
 from labkit import cache
+from tests.unit.k8s_schemas import load_filters
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("labkit_k8s", ROOT / "roles/kubernetes_common/filter_plugins/labkit_k8s.py")
-assert _spec and _spec.loader
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
+filters = load_filters()
 
 
 def role_defaults() -> dict[str, object]:
