@@ -454,7 +454,7 @@ def _vagrant_validate(c: Context) -> None:
 @task
 def unit(c: Context) -> None:
     """Unit tests (no VMs): config rules, doctor checks, inventory, parsers, role logic."""
-    _run(c, [sys.executable, "-m", "pytest", "-q", "tests/unit"])
+    _run(c, [sys.executable, "-m", "pytest", "-q", "-rs", "tests/unit"])
 
 
 @task(help={"keep": "Leave the cluster running after the test (for debugging)."})

@@ -122,6 +122,14 @@ class Kit:
             items += cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons)
         return items
 
+    def custom_resource_schemas(self) -> Any:
+        """Istio's and Knative's CRDs from the cache, to check custom resources offline."""
+        from labkit import crds
+
+        resolved = self.resolve()
+        manifest = cache.load_manifest([cache.MANIFEST, *resolved.overlays])
+        return crds.from_cache(resolved.cache_dir, manifest, resolved.config.versions.model_dump())
+
     # ----------------------------------------------------------------- box
     def box_spec(self, resolved: Resolved) -> box.BoxSpec:
         b = resolved.config.box

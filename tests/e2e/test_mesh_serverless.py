@@ -4,7 +4,9 @@ On the connected-machine cluster (tests/e2e/k8s-cluster.yml, every layer): istio
 a sidecar injected, mTLS STRICT enforced (a pod outside the mesh is refused, one inside
 is answered), a 90/10 traffic split observed through the ingress gateway from the host,
 and a Knative service that scales from zero (its cold start measured and printed) and
-back to zero. Skipped, with the reason, where the cache lacks the pinned upstream files.
+back to zero; every repository custom resource through a strict server-side dry run and
+against the cached CRDs offline. Skipped, with the reason, where the cache lacks the
+pinned upstream files.
 """
 
 from __future__ import annotations
@@ -120,6 +122,44 @@ def test_lab_fails_then_passes_after_solve_then_fails_after_reset(k8s: Any, api:
     k8s.kit("lab.check", lab)
     k8s.kit("lab.reset", lab, timeout=1200)
     assert k8s.kit("lab.check", lab, check=False).returncode != 0
+
+
+def test_every_custom_resource_passes_the_api_servers_strict_dry_run(api: Any) -> None:
+    """The authoritative check of the repository's Istio and Knative resources: the API
+    server validates them against the installed CRDs (CEL rules included) and Knative's
+    webhooks see them, with unknown fields refused; nothing is stored (dry run)."""
+    from kubernetes import dynamic
+    from kubernetes.client.exceptions import ApiException
+
+    from tests.unit.k8s_schemas import repo_custom_resources
+
+    client = dynamic.DynamicClient(api.ApiClient())
+    namespace = "crd-e2e"
+    try:
+        api.CoreV1Api().create_namespace({"metadata": {"name": namespace}})
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    refused = []
+    for where, doc in repo_custom_resources():
+        body = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        resource = client.resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
+        try:
+            client.server_side_apply(resource, body=body, namespace=namespace, field_manager="labkit-e2e", dry_run="All", query_params=[("fieldValidation", "Strict")])
+        except ApiException as exc:
+            refused.append(f"{where}: {exc.status} {exc.body}")
+    assert refused == []
+
+
+def test_every_custom_resource_matches_the_cached_crds(k8s: Any) -> None:
+    """The offline check (labkit.crds) against the CRDs the cluster was installed from."""
+    from labkit.kit import Kit
+    from tests.unit.k8s_schemas import repo_custom_resources
+
+    schemas = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).custom_resource_schemas()
+    problems = [f"{where}: {p}" for where, doc in repo_custom_resources() for p in schemas.errors(doc)]
+    assert problems == []
+    record(f"custom resources checked against {len(schemas.versions)} CRD versions offline", None)
 
 
 def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:

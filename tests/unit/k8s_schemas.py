@@ -23,6 +23,22 @@ from referencing import Registry, Resource
 KUBERNETES_SCHEMA_VERSION = "v1.36.0"
 DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 API = Path(__file__).with_name("data") / "kubeadm-config-api.yml"
+ROOT = Path(__file__).resolve().parents[2]
+# Custom resources (Istio, Knative): not in the Kubernetes schemas; checked against their
+# CRDs (labkit.crds) and, on a connected machine, by the API server.
+CUSTOM_GROUPS = {"networking.istio.io": "v1", "security.istio.io": "v1", "serving.knative.dev": "v1", "sources.knative.dev": "v1"}
+
+
+def repo_manifests() -> list[tuple[str, dict[str, Any]]]:
+    """Every document of the manifests the labs and the e2e suites apply, named file#index."""
+    out = []
+    for path in sorted([*ROOT.glob("labs/*/manifests/*.yaml"), *ROOT.glob("tests/e2e/*/*.yaml")]):
+        out += [(f"{path.relative_to(ROOT)}#{i}", d) for i, d in enumerate(yaml.safe_load_all(path.read_text())) if d]
+    return out
+
+
+def repo_custom_resources() -> list[tuple[str, dict[str, Any]]]:
+    return [(where, d) for where, d in repo_manifests() if d["apiVersion"].partition("/")[0] in CUSTOM_GROUPS]
 
 
 def _schema_dir():  # type: ignore[no-untyped-def]
