@@ -14,19 +14,25 @@ resource the way the API server does with strict field validation:
 - ``metadata`` is an ObjectMeta (known fields, string maps for labels and annotations).
 
 The schema keywords themselves (type, enum, required, pattern, bounds, oneOf/anyOf/not)
-are checked by the jsonschema library. CEL rules (``x-kubernetes-validations``) are not
-evaluated here: they are counted, and the API server checks them (the e2e suite applies
-every repository custom resource with a server-side dry run and strict validation).
+are checked by the jsonschema library. CEL rules (``x-kubernetes-validations``) are
+evaluated with cel-python where the value is present: a rule that yields false is an
+error with the rule's message. A rule that cannot be evaluated offline (a Kubernetes CEL
+library function such as ``isIP``, a transition rule on ``oldSelf``, a field the server
+would default first) is recorded in ``Schemas.unevaluated``, never guessed: the API
+server checks those (the e2e suite applies every repository custom resource with a
+server-side dry run and strict field validation).
 """
 
 from __future__ import annotations
 
+import functools
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import yaml
 
@@ -113,6 +119,47 @@ class Version:
     deprecated: bool
     validator: jsonschema.Draft7Validator
     cel_rules: int
+    schema: Mapping[str, Any]  # the CRD's own openAPIV3Schema (for its CEL rules)
+
+
+_CEL = celpy.Environment()
+
+
+@functools.cache
+def _program(rule: str) -> Any:
+    return _CEL.program(_CEL.compile(rule))
+
+
+def _cel_checks(node: Mapping[str, Any], value: Any, where: str) -> Iterable[tuple[str, str, bool]]:
+    """(where, rule or message, evaluated-and-false?) for every CEL rule over ``value``:
+    the rules at this node, then those under its properties, items and map values."""
+    if value is None:
+        return
+    for rule in node.get("x-kubernetes-validations", []):
+        text = rule.get("rule", "")
+        if "oldSelf" in text:
+            yield where, text, False
+            continue
+        try:
+            result = _program(text).evaluate({"self": celpy.json_to_cel(value)})
+        except (celpy.CELParseError, celpy.CELEvalError, TypeError, ValueError, KeyError):
+            yield where, text, False
+            continue
+        if isinstance(result, celpy.celtypes.BoolType) and not result:
+            yield where, rule.get("message") or f"failed rule: {text}", True
+    props = node.get("properties") or {}
+    if isinstance(value, Mapping):
+        for name, sub in props.items():
+            if name in value:
+                yield from _cel_checks(sub, value[name], f"{where}.{name}")
+        extra = node.get("additionalProperties")
+        if isinstance(extra, Mapping):
+            for name, item in value.items():
+                if name not in props:
+                    yield from _cel_checks(extra, item, f"{where}.{name}")
+    elif isinstance(value, list) and isinstance(node.get("items"), Mapping):
+        for i, item in enumerate(value):
+            yield from _cel_checks(node["items"], item, f"{where}.{i}")
 
 
 @dataclass
@@ -121,6 +168,8 @@ class Schemas:
 
     versions: dict[tuple[str, str, str], Version] = field(default_factory=dict)
     kinds: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # CEL rules met in checked resources that could not be evaluated offline: kind, where, rule.
+    unevaluated: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
     def of(cls, crds: Iterable[Mapping[str, Any]]) -> Schemas:
@@ -142,7 +191,7 @@ class Schemas:
                     "propertyNames": {"enum": sorted(OBJECT_META)},
                 }
                 schemas.versions[(group, v["name"], kind)] = Version(
-                    group, kind, v["name"], bool(v.get("served")), bool(v.get("deprecated")), jsonschema.Draft7Validator(schema), _cel_rules(raw)
+                    group, kind, v["name"], bool(v.get("served")), bool(v.get("deprecated")), jsonschema.Draft7Validator(schema), _cel_rules(raw), raw
                 )
                 schemas.kinds.setdefault((group, kind), []).append(v["name"])
         return schemas
@@ -168,6 +217,12 @@ class Schemas:
         for error in sorted(found.validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
             where = ".".join(str(p) for p in error.absolute_path) or "(root)"
             problems.append(f"{kind} {where}: {error.message}")
+        if not problems:
+            for where, text, failed in _cel_checks(found.schema, doc, "(root)"):
+                if failed:
+                    problems.append(f"{kind} {where.removeprefix('(root).')}: {text}")
+                else:
+                    self.unevaluated.add((kind, where.removeprefix("(root)."), text))
         return problems
 
 

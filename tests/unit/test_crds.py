@@ -127,9 +127,16 @@ def test_the_kind_and_version_must_be_served(schemas: crds.Schemas, api_version:
     assert schemas.errors(doc)[:1] == [expected]
 
 
-def test_cel_rules_are_counted_not_evaluated(schemas: crds.Schemas) -> None:
-    assert schemas.versions[("double.labkit.test", "v1", "Route")].cel_rules == 1
-    assert schemas.errors(changed("spec.template.spec.replicas", -1)) == []  # the API server's to refuse (e2e dry run)
+def test_a_cel_rule_that_yields_false_is_refused_with_its_message(schemas: crds.Schemas) -> None:
+    assert schemas.errors(changed("spec.template.spec.replicas", -1)) == ["Route spec.template: replicas must not be negative"]
+    assert schemas.errors(changed("spec.hosts", ["web", "*.lab"])) == ["Route spec.hosts.1: wildcard hosts are not allowed"]
+
+
+def test_cel_rules_that_cannot_run_offline_are_recorded_not_guessed() -> None:
+    schemas = crds.Schemas.of(crds.crds_in(DOUBLES))
+    assert schemas.versions[("double.labkit.test", "v1", "Route")].cel_rules == 4
+    assert schemas.errors(changed("spec.hosts", ["10.0.0.1"])) == []  # isIP: the API server's to refuse
+    assert schemas.unevaluated == {("Route", "spec.hosts", "self == oldSelf"), ("Route", "spec.hosts.0", "!isIP(self)")}
 
 
 def test_crds_are_read_from_a_chart_archive_but_not_its_templates(tmp_path: Path) -> None:
