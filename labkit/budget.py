@@ -85,15 +85,41 @@ class Budget:
         return "\n".join(lines)
 
 
-def compute(cache_dir: Path, artifacts: Mapping[str, Mapping[str, str]], roles: Mapping[str, Any], nodes: int, layers: Iterable[str], meshed_pods: int = 4) -> Budget:
-    """The budget of the enabled ``layers``: ``artifacts`` as the roles get them (kit.artifacts),
-    ``roles`` the roles' defaults merged (Istio's resources)."""
+# The release manifests whose pods each layer, and each add-on, runs.
+LAYER_MANIFESTS = {
+    "kubernetes": ["flannel_manifest", "metrics_server_manifest", "local_path_manifest"],
+    "knative": ["knative_serving_core", "knative_net_istio"],
+}
+ADDON_MANIFESTS = {
+    "prometheus": ["istio_addon_prometheus"],
+    "kiali": ["istio_addon_kiali"],
+    "grafana": ["istio_addon_grafana"],
+    "jaeger": ["istio_addon_jaeger"],
+    "knative_eventing": ["knative_eventing_core", "knative_in_memory_channel", "knative_mt_channel_broker"],
+}
+# Add-ons installed from a Helm chart: their requests come from the chart's templates
+# (`helm template`), which this module does not render; named, never guessed.
+ADDON_CHARTS = {"dashboard": "dashboard_chart"}
+
+
+def compute(
+    cache_dir: Path,
+    artifacts: Mapping[str, Mapping[str, str]],
+    roles: Mapping[str, Any],
+    nodes: int,
+    layers: Iterable[str],
+    meshed_pods: int = 4,
+    addons: Iterable[str] = (),
+) -> Budget:
+    """The budget of the enabled ``layers`` and ``addons``: ``artifacts`` as the roles get
+    them (kit.artifacts), ``roles`` the roles' defaults merged (Istio's resources)."""
     budget = Budget()
     on = set(layers)
-    manifests = {
-        "kubernetes": ["flannel_manifest", "metrics_server_manifest", "local_path_manifest"],
-        "knative": ["knative_serving_core", "knative_net_istio"],
-    }
+    manifests = {layer: list(names) for layer, names in LAYER_MANIFESTS.items() if layer in on}
+    for addon in addons:
+        if addon in ADDON_CHARTS:
+            budget.unmeasured.append(f"{ADDON_CHARTS[addon]} (a Helm chart: rendered by helm on the cluster, not measured here)")
+        manifests.setdefault(f"add-on {addon}", []).extend(ADDON_MANIFESTS.get(addon, []))
     if "kubernetes" in on:
         for part, value in KUBEADM_REQUESTS.items():
             budget.add("kubernetes", part, value)
@@ -102,8 +128,6 @@ def compute(cache_dir: Path, artifacts: Mapping[str, Mapping[str, str]], roles: 
         budget.add("istio", "ingress gateway", mib(roles["istio_gateway_resources"]["requests"]["memory"]))
         budget.add("istio", f"sidecars ({meshed_pods} meshed pods)", meshed_pods * mib(roles["istio_proxy_resources"]["requests"]["memory"]))
     for layer, names in manifests.items():
-        if layer not in on:
-            continue
         for name in names:
             item = artifacts.get(name)
             path = cache_dir / item["path"] if item else None

@@ -326,12 +326,24 @@ def parse_checksum_file(text: str, filename: str) -> str | None:
     return None
 
 
-def _sha256_of_url(url: str, timeout: float) -> str:
+def _sha256_of_url(url: str, timeout: float, keep: list[bytes] | None = None) -> str:
+    """The sha256 of a download; with ``keep``, its bytes are appended there too."""
     digest = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest
         for chunk in iter(lambda: resp.read(1 << 20), b""):
             digest.update(chunk)
+            if keep is not None:
+                keep.append(chunk)
     return digest.hexdigest()
+
+
+def unpinned_images(text: str, manifest: Manifest) -> list[str]:
+    """The images a release manifest runs that are neither pinned by digest in the file
+    itself nor listed as image artifacts in ``manifest`` (the roles refuse such a file)."""
+    from labkit.registry import ImageRef, container_images
+
+    pinned = {str(ImageRef.parse(dl.url)) for art in manifest.artifacts.values() if art.kind == "image" for per_arch in art.versions.values() for dl in per_arch.values()}
+    return [i for i in container_images(text) if "@sha256:" not in i and str(ImageRef.parse(i)) not in pinned]
 
 
 def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] = print, registry: Any = None) -> list[str]:
@@ -367,13 +379,19 @@ def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] 
                 if not dl.checksum_url:
                     # Upstream publishes no checksum file (release manifests, charts): hash the
                     # download itself, and say so, for the maintainer to review in the commit.
+                    body: list[bytes] = []
                     try:
-                        digest = _sha256_of_url(dl.url, timeout)
+                        digest = _sha256_of_url(dl.url, timeout, keep=body)
                     except (urllib.error.URLError, TimeoutError, OSError) as exc:
                         errors.append(f"{name} {version} {arch}: cannot download {dl.url} ({exc})")
                         continue
                     say(f"hashed {name} {version} {arch} from the download itself (no upstream checksum file): review it")
                     record(name, version, arch, dl.url, digest)
+                    if art.kind == "manifest" and dl.url.endswith((".yaml", ".yml")):
+                        # The file names its images: each must be pinned, or the role refuses the file.
+                        loose = unpinned_images(b"".join(body).decode(), manifest)
+                        if loose:
+                            errors.append(f"{name} {version}: runs images labkit/artifacts.yml does not pin: {', '.join(loose)} (add them as image artifacts, and to the role's image list)")
                     continue
                 try:
                     with urllib.request.urlopen(dl.checksum_url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest

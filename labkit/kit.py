@@ -248,7 +248,7 @@ class Kit:
         return dest
 
     def budget(self) -> Any:
-        """The memory requests of the enabled layers, from the manifests in the cache."""
+        """The memory requests of the enabled layers and add-ons, from the manifests in the cache."""
         from labkit import budget
 
         resolved = self.resolve()
@@ -260,7 +260,8 @@ class Kit:
         defaults: dict[str, Any] = {}
         for path in sorted((self.root / "roles").glob("*/defaults/main.yml")):
             defaults.update(yaml.safe_load(path.read_text()) or {})
-        return budget.compute(resolved.cache_dir, artifacts, defaults, len(resolved.nodes), resolved.enabled_layers())
+        addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
+        return budget.compute(resolved.cache_dir, artifacts, defaults, len(resolved.nodes), resolved.enabled_layers(), addons=addons)
 
     def _finish(self, command: str, phases: Phases, run: runner.PlaybookRun, resolved: Resolved) -> dict[str, Any]:
         summary = {

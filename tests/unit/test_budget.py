@@ -54,3 +54,24 @@ def test_the_budget_measures_cached_manifests_and_names_the_rest(tmp_path: Path)
 def test_a_layer_that_is_off_costs_nothing(tmp_path: Path) -> None:
     b = budget.compute(tmp_path, {}, {}, nodes=2, layers=[])
     assert b.total == 0 and b.unmeasured == []
+
+
+def test_add_ons_are_measured_from_their_manifests_and_a_chart_is_named(tmp_path: Path) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files/prometheus.yaml").write_text(yaml.safe_dump_all([{"kind": "Deployment", "spec": {"template": {"spec": pod("256Mi", init_sidecar="32Mi")}}}]))
+    artifacts = {"istio_addon_prometheus": {"path": "files/prometheus.yaml"}}
+    b = budget.compute(tmp_path, artifacts, {}, nodes=3, layers=[], addons=["prometheus", "knative_eventing", "dashboard"])
+    assert b.layers == {"add-on prometheus": {"istio_addon_prometheus": 288.0}}
+    assert b.unmeasured == [
+        "dashboard_chart (a Helm chart: rendered by helm on the cluster, not measured here)",
+        "knative_eventing_core",
+        "knative_in_memory_channel",
+        "knative_mt_channel_broker",
+    ]
+    assert b.total == 288.0
+
+
+def test_every_add_on_the_config_accepts_has_a_measure() -> None:
+    from labkit.config import ADDON_LAYER
+
+    assert set(ADDON_LAYER) == set(budget.ADDON_MANIFESTS) | set(budget.ADDON_CHARTS)

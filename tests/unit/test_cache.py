@@ -252,3 +252,33 @@ def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
         version = resolved.config.versions.model_dump().get(art.version_key) if art.version_key else art.version
         assert version in art.versions, f"{name}: no entry for {version}"
         assert set(art.versions[version]) >= {"amd64", "arm64"} or "all" in art.versions[version], name
+
+
+def test_pin_names_the_images_a_release_manifest_runs_that_are_not_pinned(server: str, tmp_path: Path) -> None:
+    RangeHandler.files["/m/addon.yaml"] = yaml.safe_dump_all(
+        [
+            {"kind": "ConfigMap", "data": {"image": "not/a-container:1"}},
+            {
+                "kind": "Deployment",
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "initContainers": [{"name": "i", "image": f"ghcr.io/x/init@sha256:{'a' * 64}"}],
+                            "containers": [{"name": "a", "image": "prom/prometheus:v3.7.3"}, {"name": "b", "image": "docker.io/grafana/grafana:99.0.0"}],
+                        }
+                    }
+                },
+            },
+        ]
+    ).encode()
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "artifacts:\n"
+        '  addon:\n    kind: manifest\n    layer: istio\n    version: "1"\n    versions:\n      "1":\n'
+        f'        all: {{url: "{server}/m/addon.yaml", sha256: null}}\n'
+        '  image-prometheus:\n    kind: image\n    layer: istio\n    version: "1"\n    versions:\n      "1":\n'
+        f'        amd64: {{url: "docker://docker.io/prom/prometheus:v3.7.3", sha256: "{"b" * 64}"}}\n'
+    )
+    errors = cache.pin(path, say=lambda _: None)
+    assert errors == ["addon 1: runs images labkit/artifacts.yml does not pin: docker.io/grafana/grafana:99.0.0 (add them as image artifacts, and to the role's image list)"]
+    assert cache.load_manifest([path]).artifacts["addon"].versions["1"]["all"].sha256 is not None  # still pinned: the file is what it is
