@@ -391,7 +391,8 @@ def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] 
                         # The file names its images: each must be pinned, or the role refuses the file.
                         loose = unpinned_images(b"".join(body).decode(), manifest)
                         if loose:
-                            errors.append(f"{name} {version}: runs images labkit/artifacts.yml does not pin: {', '.join(loose)} (add them as image artifacts, and to the role's image list)")
+                            fix = "add them as image artifacts, and to the role's image list"
+                            errors.append(f"{name} {version}: runs images labkit/artifacts.yml does not pin: {', '.join(loose)} ({fix})")
                     continue
                 try:
                     with urllib.request.urlopen(dl.checksum_url, timeout=timeout) as resp:  # noqa: S310 - URLs come from the manifest
