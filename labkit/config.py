@@ -40,7 +40,6 @@ SUPPORTED_SERIES: dict[str, tuple[str, ...]] = {
 }
 LAYERS = ("kubernetes", "istio", "knative")
 ADDON_LAYER = {"dashboard": "kubernetes", "prometheus": "istio", "kiali": "istio", "grafana": "istio", "jaeger": "istio", "knative_eventing": "knative"}
-ADDONS_NOT_YET = ("grafana", "jaeger")
 LAYER_NEEDS = {"istio": "kubernetes", "knative": "istio"}
 # Minimum memory (MiB) per node role for each layer; "base" applies always.
 MEMORY_MINIMUMS: dict[str, dict[str, int]] = {
@@ -101,8 +100,8 @@ class Addons(_Strict):
     dashboard: bool = False  # the Kubernetes Dashboard (kubernetes layer)
     prometheus: bool = False  # Istio's Prometheus add-on (istio layer)
     kiali: bool = False  # Kiali, the mesh's console (istio layer; needs prometheus)
-    grafana: bool = False  # Istio's Grafana add-on (istio layer) — not in this version
-    jaeger: bool = False  # Istio's Jaeger add-on (istio layer) — not in this version
+    grafana: bool = False  # Grafana with Istio's dashboards (istio layer; needs prometheus)
+    jaeger: bool = False  # Jaeger, and the mesh's traces sent to it (istio layer)
     knative_eventing: bool = False  # Knative Eventing (knative layer): brokers, event sources
 
 
@@ -504,11 +503,9 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     for addon, layer in ADDON_LAYER.items():
         if getattr(cfg.addons, addon) and not getattr(layers, layer):
             problems.append(Problem(f"addons.{addon}", True, f"needs the {layer} layer", f"set layers.{layer}: true, or addons.{addon}: false"))
-    for addon in ADDONS_NOT_YET:
-        if getattr(cfg.addons, addon):
-            problems.append(Problem(f"addons.{addon}", True, "is not installed by this version of the kit (its images are not pinned yet)", f"set addons.{addon}: false"))
-    if cfg.addons.kiali and not cfg.addons.prometheus:
-        problems.append(Problem("addons.kiali", True, "reads the mesh's metrics from Prometheus", "set addons.prometheus: true as well"))
+    for addon in ("kiali", "grafana"):
+        if getattr(cfg.addons, addon) and not cfg.addons.prometheus:
+            problems.append(Problem(f"addons.{addon}", True, "reads the mesh's metrics from Prometheus", "set addons.prometheus: true as well"))
     if cfg.versions.cni != "flannel":
         problems.append(Problem("versions.cni", cfg.versions.cni, "is not installed by this version of the kit (only flannel is)", "set versions.cni: flannel"))
     for key, value in cfg.versions.model_dump().items():

@@ -137,7 +137,7 @@ CASES = [
         LIBVIRT_HOST,
         ["addons.prometheus = True", "needs the istio layer"],
     ),
-    ("addon-not-in-this-version", with_(addons={"grafana": True}), None, LIBVIRT_HOST, ["addons.grafana = True", "not installed by this version", "addons.grafana: false"]),
+    ("grafana-needs-prometheus", with_(addons={"grafana": True}), None, LIBVIRT_HOST, ["addons.grafana = True", "Prometheus", "addons.prometheus: true"]),
     ("kiali-without-prometheus", with_(addons={"kiali": True}), None, LIBVIRT_HOST, ["addons.kiali = True", "Prometheus", "addons.prometheus: true"]),
     ("addon-unknown", with_(addons={"grafna": True}), None, LIBVIRT_HOST, ["addons.grafna: unknown key", "`grafana`"]),
     ("cni-not-in-this-version", with_(versions={**VERSIONS, "cni": "calico"}), None, LIBVIRT_HOST, ["versions.cni = 'calico'", "only flannel", "versions.cni: flannel"]),

@@ -16,6 +16,7 @@ import pytest
 from labkit.errors import KitError
 from labkit.kit import Kit
 from tests.unit.k8s_schemas import repo_custom_resources
+from tests.unit.test_kubeadm_config import rendered  # noqa: F401 - the fixture (Ansible renders the roles' templates)
 
 RESOURCES = repo_custom_resources()
 
@@ -31,3 +32,9 @@ def schemas() -> Any:
 @pytest.mark.parametrize(("where", "doc"), RESOURCES, ids=[w for w, _ in RESOURCES])
 def test_custom_resource_matches_its_crd(schemas: Any, where: str, doc: dict[str, Any]) -> None:
     assert schemas.errors(doc) == [], where
+
+
+def test_the_rendered_telemetry_resource_matches_its_crd(schemas: Any, rendered: dict[str, Any]) -> None:  # noqa: F811 - the fixture
+    import yaml
+
+    assert schemas.errors(yaml.safe_load(rendered["files"]["cp1-tracing-telemetry.yaml"])) == []

@@ -56,7 +56,7 @@ def docs(text: str) -> dict[str, dict[str, Any]]:
 
 def test_every_rendered_document_matches_the_kubeadm_api(rendered: dict[str, Any]) -> None:
     files = rendered["files"]
-    kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml")) and "values" not in name]
+    kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml")) and "kubeadm" in name]
     assert sorted(kubeadm_files) == ["cp1-kubeadm-init.yaml", "worker1-kubeadm-join.yaml", "worker2-kubeadm-join.yaml"]
     for name in kubeadm_files:
         for doc in yaml.safe_load_all(files[name]):
@@ -125,6 +125,19 @@ def test_istio_values_are_the_laptop_profile(rendered: dict[str, Any]) -> None:
     assert istiod["pilot"]["autoscaleEnabled"] is False and istiod["pilot"]["replicaCount"] == 1
     assert istiod["pilot"]["resources"]["requests"] == {"cpu": "10m", "memory": "100Mi"}
     assert istiod["global"]["proxy"]["resources"]["requests"] == {"cpu": "10m", "memory": "40Mi"}
+
+
+def test_tracing_is_off_unless_the_jaeger_add_on_is_on(rendered: dict[str, Any]) -> None:
+    assert "meshConfig" not in yaml.safe_load(rendered["files"]["cp1-istiod-values.yaml"])
+
+
+def test_the_jaeger_add_on_sends_the_mesh_traces_over_opentelemetry(rendered: dict[str, Any]) -> None:
+    mesh = yaml.safe_load(rendered["files"]["cp1-tracing-istiod-values.yaml"])["meshConfig"]
+    assert mesh["enableTracing"] is True and mesh["defaultConfig"] == {"tracing": {}}
+    assert mesh["extensionProviders"] == [{"name": "jaeger", "opentelemetry": {"service": "jaeger-collector.istio-system.svc.cluster.local", "port": 4317}}]
+    telemetry = yaml.safe_load(rendered["files"]["cp1-tracing-telemetry.yaml"])
+    assert telemetry["apiVersion"] == "telemetry.istio.io/v1" and telemetry["metadata"] == {"name": "mesh-default", "namespace": "istio-system"}
+    assert telemetry["spec"]["tracing"] == [{"providers": [{"name": "jaeger"}], "randomSamplingPercentage": 100}]
 
 
 def test_istio_gateway_answers_on_fixed_node_ports(rendered: dict[str, Any]) -> None:

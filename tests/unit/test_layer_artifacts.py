@@ -64,7 +64,9 @@ def test_the_roles_reference_the_images_of_every_component() -> None:
         "ghcr.io/flannel-io/flannel:v0.28.9",
         "docker.io/library/busybox:1.37.0",
         "docker.io/istio/proxyv2:1.30.5",
-        "quay.io/kiali/kiali:v2.11",
+        "quay.io/kiali/kiali:v2.26",
+        "docker.io/grafana/grafana:12.4.0",
+        "docker.io/jaegertracing/jaeger:2.17.0",
     ):
         assert expected in refs
 
