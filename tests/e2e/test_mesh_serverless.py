@@ -3,6 +3,7 @@
 On the connected-machine cluster (tests/e2e/k8s-cluster.yml, every layer): istiod Ready,
 a sidecar injected, mTLS STRICT enforced (a pod outside the mesh is refused, one inside
 is answered), a 90/10 traffic split observed through the ingress gateway from the host,
+the mesh's traces in the Jaeger add-on,
 and a Knative service that scales from zero (its cold start measured and printed) and
 back to zero; every repository custom resource through a strict server-side dry run and
 against the cached CRDs offline. Skipped, with the reason, where the cache lacks the
@@ -89,6 +90,19 @@ def test_a_90_10_split_is_observed_through_the_gateway(api: Any) -> None:
     share = answers.count("v2") / len(answers)
     record(f"mesh: v2 share of 200 requests = {share:.0%} (asked: 10%)", None)
     assert 0.03 <= share <= 0.20, share
+
+
+def test_jaeger_receives_the_mesh_traces(api: Any) -> None:
+    """With addons.jaeger on, istiod sends every request's spans to Jaeger (after the
+    split test, the gateway and the web pods have handled traced requests)."""
+    import json
+
+    def services() -> list[str]:
+        phase, body = run_pod(api, "outside-e2e", f"jaeger-{int(time.monotonic())}", ["wget", "-qO-", "-T", "5", "http://tracing.istio-system/jaeger/api/services"])
+        return json.loads(body).get("data") or [] if phase == "Succeeded" else []
+
+    found = wait_for("web's spans in Jaeger", lambda: "web.mesh-e2e" in (names := services()) and names, timeout=300)
+    record(f"mesh: services traced in Jaeger: {', '.join(sorted(found))}", None)
 
 
 def test_a_knative_service_scales_from_zero_and_back(api: Any) -> None:
