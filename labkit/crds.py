@@ -238,7 +238,12 @@ def from_cache(cache_dir: Path, manifest: Any, versions: Mapping[str, str]) -> S
     from labkit.errors import KitError
 
     only = cache.Manifest(artifacts={name: manifest.artifacts[name] for name in CRD_ARTIFACTS})
-    items = {i.name: i for i in cache.plan(only, versions, ["istio", "knative"], addons=["knative_eventing"])}
+    try:
+        items = {i.name: i for i in cache.plan(only, versions, ["istio", "knative"], addons=["knative_eventing"])}
+    except KitError as exc:
+        missing = [line.strip("- ").split(" ")[0] for line in str(exc).splitlines() if line.startswith("  - ")]
+        how = "a maintainer runs `./kit cache.pin`, then `./kit cache.fetch`, on a connected machine"
+        raise KitError(f"the CRD release files are not pinned for these versions: {', '.join(missing)} ({how})") from None
     absent = [name for name in CRD_ARTIFACTS if cache.state_of(cache_dir, items[name]) != "present"]
     if absent:
         raise KitError(f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` (with istio, knative and addons.knative_eventing on)")

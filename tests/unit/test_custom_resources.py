@@ -26,7 +26,7 @@ def schemas() -> Any:
     try:
         return Kit(say=lambda _: None).custom_resource_schemas()
     except KitError as exc:
-        pytest.skip("Istio's and Knative's CRDs are not in the cache: " + " ".join(str(exc).split())[:300])
+        pytest.skip(f"Istio's and Knative's CRDs are not in the cache: {exc}")
 
 
 @pytest.mark.parametrize(("where", "doc"), RESOURCES, ids=[w for w, _ in RESOURCES])
