@@ -222,3 +222,18 @@ def test_an_image_not_pinned_by_digest_is_refused() -> None:
     docs[2]["spec"]["template"]["spec"]["containers"][0]["image"] = "gcr.io/knative-releases/knative.dev/serving/cmd/controller:latest"
     with pytest.raises(f.AnsibleFilterError, match="not pinned by digest"):
         f.require_digests(docs)
+
+
+def test_disruption_budgets_let_a_single_replica_be_drained() -> None:
+    """Knative's activator and webhook budgets (minAvailable: 80% of one replica) would
+    block `kubectl drain` (lab 03) for ever; one eviction at a time is allowed instead."""
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "activator-pdb", "namespace": "knative-serving"},
+        "spec": {"minAvailable": "80%", "selector": {"matchLabels": {"app": "activator"}}},
+    }
+    docs = f.single_replica_disruptions([*knative_docs(), pdb])
+    assert docs[-1]["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "activator"}}}
+    assert docs[:-1] == knative_docs()
+    assert k8s_errors(docs[-1]) == []

@@ -125,6 +125,7 @@ def test_istio_values_are_the_laptop_profile(rendered: dict[str, Any]) -> None:
     assert istiod["pilot"]["autoscaleEnabled"] is False and istiod["pilot"]["replicaCount"] == 1
     assert istiod["pilot"]["resources"]["requests"] == {"cpu": "10m", "memory": "100Mi"}
     assert istiod["global"]["proxy"]["resources"]["requests"] == {"cpu": "10m", "memory": "40Mi"}
+    assert istiod["global"]["defaultPodDisruptionBudget"] == {"enabled": False}  # one replica: a drain must not wait for ever
 
 
 def test_tracing_is_off_unless_the_jaeger_add_on_is_on(rendered: dict[str, Any]) -> None:

@@ -102,6 +102,20 @@ def configmap_data(docs: Iterable[Doc | None], name: str, data: Mapping[str, Any
     return docs
 
 
+def single_replica_disruptions(docs: Iterable[Doc | None]) -> list[Doc]:
+    """Every PodDisruptionBudget set to allow one pod evicted at a time (``maxUnavailable: 1``
+    instead of ``minAvailable``). Release manifests sized for HA (Knative's ``minAvailable:
+    80%``) would otherwise block ``kubectl drain`` for ever on a laptop, where each of those
+    components runs one replica."""
+    docs = _docs(docs)
+    for doc in docs:
+        if doc.get("kind") == "PodDisruptionBudget":
+            spec = doc.setdefault("spec", {})
+            spec.pop("minAvailable", None)
+            spec["maxUnavailable"] = 1
+    return docs
+
+
 def container_args(docs: Iterable[Doc | None], kind: str, name: str, container: str, args: Iterable[str]) -> list[Doc]:
     """Add command-line arguments to one container; ``--flag=value`` arguments replace every ``--flag=...``."""
     docs = _docs(docs)
@@ -185,6 +199,7 @@ class FilterModule:
             "labkit_container_args": container_args,
             "labkit_require_digests": require_digests,
             "labkit_configmap_data": configmap_data,
+            "labkit_single_replica_disruptions": single_replica_disruptions,
             "labkit_annotate": annotate,
             "labkit_configmap_json": configmap_json,
             "labkit_configmap_pod_image": configmap_pod_image,
