@@ -25,7 +25,7 @@ from labkit.errors import KitError
 from labkit.kit import ROOT, Kit
 from labkit.proc import run
 
-SCENARIOS = ("node_base", "containerd", "kubeadm")
+SCENARIOS = ("node_base", "containerd", "cache_archive", "kubeadm")
 NETNS = "labkit-molecule"
 PORT = 8790
 

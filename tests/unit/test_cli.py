@@ -99,3 +99,10 @@ def test_every_task_is_documented() -> None:
         params = [p for p in t.body.__code__.co_varnames[1 : t.body.__code__.co_argcount]]
         for p in params:
             assert p in t.help, f"{t.name}: no help for --{p}"
+
+
+def test_every_molecule_scenario_is_run_by_the_suite() -> None:
+    from labkit.molecule_suite import SCENARIOS
+
+    root = Path(__file__).resolve().parents[2] / "molecule"
+    assert sorted(SCENARIOS) == sorted(p.parent.name for p in root.glob("*/molecule.yml"))
