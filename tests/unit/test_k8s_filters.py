@@ -237,3 +237,14 @@ def test_disruption_budgets_let_a_single_replica_be_drained() -> None:
     assert docs[-1]["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "activator"}}}
     assert docs[:-1] == knative_docs()
     assert k8s_errors(docs[-1]) == []
+
+
+def test_the_knative_role_relaxes_the_budgets_of_every_manifest_that_runs_pods() -> None:
+    """Every Knative manifest applied with images (all but the CRDs) goes through the
+    digest check and the single-replica budget filter."""
+    tasks = yaml.safe_load((ROOT / "roles/knative/tasks/main.yml").read_text())
+    definitions = {t["name"]: t["kubernetes.core.k8s"]["definition"] for t in tasks if "kubernetes.core.k8s" in t}
+    with_pods = {name: d for name, d in definitions.items() if "CRDs" not in name}
+    assert len(with_pods) == 3, sorted(definitions)
+    for name, definition in with_pods.items():
+        assert "labkit_require_digests" in definition and "labkit_single_replica_disruptions" in definition, name
