@@ -340,10 +340,12 @@ def _sha256_of_url(url: str, timeout: float, keep: list[bytes] | None = None) ->
 def unpinned_images(text: str, manifest: Manifest) -> list[str]:
     """The images a release manifest runs that are neither pinned by digest in the file
     itself nor listed as image artifacts in ``manifest`` (the roles refuse such a file)."""
-    from labkit.registry import ImageRef, container_images
+    from labkit.filters import role_filters
 
-    pinned = {str(ImageRef.parse(dl.url)) for art in manifest.artifacts.values() if art.kind == "image" for per_arch in art.versions.values() for dl in per_arch.values()}
-    return [i for i in container_images(text) if "@sha256:" not in i and str(ImageRef.parse(i)) not in pinned]
+    f = role_filters()  # the roles' own image reading, so pin time and install time agree
+    images = [dl.url for art in manifest.artifacts.values() if art.kind == "image" for per_arch in art.versions.values() for dl in per_arch.values()]
+    pinned = {f.normalize_image(url.removeprefix("docker://")) for url in images}
+    return [i for i in f.images(yaml.safe_load_all(text)) if "@sha256:" not in i and f.normalize_image(i) not in pinned]
 
 
 def pin(manifest_path: Path, *, timeout: float = 60, say: Callable[[str], None] = print, registry: Any = None) -> list[str]:

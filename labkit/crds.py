@@ -196,9 +196,6 @@ class Schemas:
                 schemas.kinds.setdefault((group, kind), []).append(v["name"])
         return schemas
 
-    def groups(self) -> set[str]:
-        return {group for group, _ in self.kinds}
-
     def errors(self, doc: Mapping[str, Any]) -> list[str]:
         """What the API server would refuse in ``doc`` (empty when it is valid)."""
         group, _, version = str(doc.get("apiVersion", "")).rpartition("/")
@@ -237,13 +234,15 @@ def from_cache(cache_dir: Path, manifest: Any, versions: Mapping[str, str]) -> S
     from labkit import cache
     from labkit.errors import KitError
 
-    only = cache.Manifest(artifacts={name: manifest.artifacts[name] for name in CRD_ARTIFACTS})
-    try:
-        items = {i.name: i for i in cache.plan(only, versions, ["istio", "knative"], addons=["knative_eventing"])}
-    except KitError as exc:
-        missing = [line.strip("- ").split(" ")[0] for line in str(exc).splitlines() if line.startswith("  - ")]
+    items, unpinned = {}, []
+    for name in sorted(CRD_ARTIFACTS):
+        try:
+            [items[name]] = cache.plan(cache.Manifest(artifacts={name: manifest.artifacts[name]}), versions, ["istio", "knative"], addons=["knative_eventing"])
+        except KitError:
+            unpinned.append(name)
+    if unpinned:
         how = "a maintainer runs `./kit cache.pin`, then `./kit cache.fetch`, on a connected machine"
-        raise KitError(f"the CRD release files are not pinned for these versions: {', '.join(missing)} ({how})") from None
+        raise KitError(f"the CRD release files are not pinned for these versions: {', '.join(unpinned)} ({how})")
     absent = [name for name in CRD_ARTIFACTS if cache.state_of(cache_dir, items[name]) != "present"]
     if absent:
         raise KitError(f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` (with istio, knative and addons.knative_eventing on)")

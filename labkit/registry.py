@@ -23,9 +23,6 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from labkit.errors import KitError
 from labkit.oci import platform_manifest
@@ -40,28 +37,6 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 def digest_refs(text: str) -> list[str]:
     """Every image reference pinned by digest in a manifest (pod specs and ConfigMaps alike)."""
     found = re.findall(r"([a-z0-9][\w.:/-]*@sha256:[0-9a-f]{64})", text)
-    return list(dict.fromkeys(found))
-
-
-def container_images(text: str) -> list[str]:
-    """The container images of every pod template in a YAML manifest (containers and init
-    containers), in order; documents that are not objects are skipped."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("initContainers", "containers"):
-                for c in node.get(key) or []:
-                    if isinstance(c, dict) and isinstance(c.get("image"), str):
-                        found.append(c["image"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for doc in yaml.safe_load_all(text):
-        walk(doc)
     return list(dict.fromkeys(found))
 
 

@@ -111,11 +111,6 @@ def _check(value: Any, type_name: str, where: str) -> list[str]:
 
 def load_filters() -> Any:
     """The Kubernetes roles' filter plugin, imported from its file (Ansible loads it by path too)."""
-    import importlib.util
+    from labkit.filters import role_filters
 
-    path = Path(__file__).resolve().parents[2] / "roles/kubernetes_common/filter_plugins/labkit_k8s.py"
-    spec = importlib.util.spec_from_file_location("labkit_k8s", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return role_filters()
