@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,18 +45,50 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def _progress(items: Sequence[Any]) -> Iterator[Any]:
+    """A rich progress display of a fetch: one bar per artifact with bytes, rate and ETA."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from labkit import cache as cache_mod
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks = {item.key: bar.add_task(item.key, total=None, visible=False) for item in items}
+
+        class Bars(cache_mod.Reporter):
+            def start(self, item: Any, total: int | None) -> None:
+                bar.update(tasks[item.key], total=total, visible=True)
+
+            def advance(self, item: Any, n: int) -> None:
+                bar.advance(tasks[item.key], n)
+
+            def done(self, item: Any, outcome: str) -> None:
+                if item.key in tasks and outcome != "present":
+                    task = bar.tasks[tasks[item.key]]
+                    bar.update(tasks[item.key], description=f"{item.key}: {outcome}", total=task.completed or 1, completed=task.completed or 1, visible=True)
+
+        yield Bars()
+
+
 def kit() -> Kit:
-    return Kit(say=_say)
+    return Kit(say=_say, reporter=_progress)
 
 
 # ---------------------------------------------------------------------- cluster
 
 
-@task(help={"skip_doctor": "Do not check the host first.", "tags": "Only run the roles with these Ansible tags (comma-separated)."})
+@task(
+    help={
+        "skip_doctor": "Do not check the host first.",
+        "tags": "Only run the roles with these Ansible tags (comma-separated).",
+        "locked": "Refuse, before anything is fetched or booted, any artifact labkit/artifacts.yml does not pin (like `cargo --locked`).",
+    }
+)
 @friendly
-def up(c: Context, skip_doctor: bool = False, tags: str | None = None) -> None:
-    """Bring the cluster up: validate sandbox.yml, boot the VMs, write the inventory, run playbooks/site.yml."""
-    kit().up(skip_doctor=skip_doctor, tags=tags)
+def up(c: Context, skip_doctor: bool = False, tags: str | None = None, locked: bool = False) -> None:
+    """Bring the cluster up: validate sandbox.yml, fetch what the cache lacks, boot the VMs, write the inventory, run playbooks/site.yml."""
+    kit().up(skip_doctor=skip_doctor, tags=tags, locked=locked)
 
 
 @task(
@@ -286,44 +319,35 @@ def build(c: Context, force: bool = False) -> None:
 # ---------------------------------------------------------------------- cache
 
 
-@task(help={"all_arches": "Fetch for amd64 and arm64 (an instructor preparing mixed laptops).", "jobs": "Parallel downloads (default 4)."})
+@task(
+    help={
+        "all_arches": "Fetch for amd64 and arm64 (an instructor preparing mixed laptops).",
+        "jobs": "Parallel downloads (default 4).",
+        "locked": "Refuse any artifact labkit/artifacts.yml does not pin (like `npm ci`).",
+    }
+)
 @friendly
-def fetch(c: Context, all_arches: bool = False, jobs: int = 4) -> None:
-    """Fill the artifact cache on a connected machine: only what is missing, resumable, checksum-verified, in parallel."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    from labkit import cache as cache_mod
-
+def fetch(c: Context, all_arches: bool = False, jobs: int = 4, locked: bool = False) -> None:
+    """Fill the artifact cache (before a workshop): only what is missing, resumable, verified, in parallel; pins on first fetch."""
     k = kit()
-    items = k.cache_items(["amd64", "arm64"] if all_arches else None)
-    cache_dir = k.resolve().cache_dir
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console) as bar:
-        tasks = {id(i): bar.add_task(f"{i.name} {i.version} {i.arch}", total=None) for i in items}
-        errors = cache_mod.fetch(
-            cache_dir,
-            items,
-            jobs=jobs,
-            progress=lambda item, n: bar.advance(tasks[id(item)], n),
-            done=lambda item, msg: bar.update(tasks[id(item)], description=f"{item.name} {item.version} {item.arch}: {msg}", total=1, completed=1),
-        )
-    if errors:
-        raise KitError("some artifacts could not be fetched:\n" + "\n".join(f"  - {e}" for e in errors))
-    _say(f"✓ the cache in {cache_dir} holds all {len(items)} artifact(s)")
+    report = k.fetch(["amd64", "arm64"] if all_arches else None, locked=locked, jobs=jobs)
+    _say(f"✓ the cache in {k.resolve().cache_dir} holds all {len(report.outcomes)} artifact(s)")
 
 
 @task(name="status")
 @friendly
 def cache_status(c: Context) -> None:
-    """List every artifact the config needs: present, missing or corrupt (non-zero exit unless all present)."""
+    """List every artifact the config needs: present/missing/corrupt, and its trust (non-zero exit unless all present)."""
     from labkit import cache as cache_mod
 
     k = kit()
     cache_dir = k.resolve().cache_dir
-    table = Table("artifact", "version", "arch", "state", "path")
+    table = Table("artifact", "version", "arch", "state", "trust", "path")
     rows = cache_mod.status(cache_dir, k.cache_items())
     marks = {"present": "[green]present[/]", "missing": "[yellow]missing[/]", "corrupt": "[red]corrupt[/]"}
     for item, state in rows:
-        table.add_row(item.name + (" (stand-in)" if item.standin else ""), item.version, item.arch, marks[state], str(item.relpath()))
+        version = item.version + (f" (pinned {item.pinned_version})" if item.pinned_version else "")
+        table.add_row(item.name + (" (stand-in)" if item.standin else ""), version, item.arch, marks[state], item.trust, str(item.relpath()))
     console.print(table)
     bad = [item for item, state in rows if state != "present"]
     if bad:
@@ -341,15 +365,35 @@ def add(c: Context, file: str) -> None:
     _say(f"✓ added {item.name} {item.version} ({item.arch})")
 
 
-@task
+@task(help={"fetch": "First fetch what is missing for amd64 and arm64, so every slot the config uses gets a pin (connected machine)."})
 @friendly
-def pin(c: Context) -> None:
-    """(Maintainers, connected machine) fill in `sha256: null` in labkit/artifacts.yml from the upstream checksum files."""
+def pin(c: Context, fetch: bool = False) -> None:
+    """(Maintainers) write the cache's lock (pins taken on first fetch) into labkit/artifacts.yml, for review in a commit."""
     from labkit import cache as cache_mod
+    from labkit.lock import Lock
 
-    errors = cache_mod.pin(cache_mod.MANIFEST, say=_say)
+    k = kit()
+    if fetch:
+        k.fetch(["amd64", "arm64"])
+    written, errors = cache_mod.pin_from_lock(cache_mod.MANIFEST, Lock(k.resolve().cache_dir), say=_say)
+    errors += _loose_images(k)
     if errors:
         raise KitError("some checksums could not be pinned:\n" + "\n".join(f"  - {e}" for e in errors))
+    _say(f"✓ {written} pin(s) written into {cache_mod.MANIFEST.relative_to(ROOT)}: review them with `git diff` and commit")
+
+
+def _loose_images(k: Kit) -> list[str]:
+    """Release manifests in the cache that run images labkit/artifacts.yml does not pin."""
+    from labkit import cache as cache_mod
+
+    manifest = cache_mod.load_manifest([cache_mod.MANIFEST])
+    errors = []
+    for item, state in cache_mod.status(k.resolve().cache_dir, k.cache_items()):
+        if state == "present" and item.kind == "manifest" and item.url.endswith((".yaml", ".yml")):
+            loose = cache_mod.unpinned_images((k.resolve().cache_dir / item.relpath()).read_text(), manifest)
+            if loose:
+                errors.append(f"{item.name} {item.version}: runs images labkit/artifacts.yml does not pin: {', '.join(loose)} (add them as image artifacts and to the role's list)")
+    return errors
 
 
 @task(name="serve")
@@ -376,16 +420,12 @@ def lock_debs(c: Context, suite: str | None = None) -> None:
     debs.lock(suite or resolved.config.box.suite, ["amd64", "arm64"], mirror=resolved.config.box.mirror, say=_say)
 
 
-@task(help={"out": "Folder for the stand-ins and their overlay manifest (default: <cache>/standins)."})
+@task(help={"out": "Folder of the double (default: the folder of the config's first cache overlay)."})
 @friendly
 def standins(c: Context, out: str | None = None) -> None:
-    """(CI only) build stand-ins for containerd 2.x, runc and the CNI plugins from Debian's packages, with an overlay manifest."""
-    from labkit import debs
-
-    resolved = kit().resolve()
-    target = Path(out) if out else resolved.cache_dir / "standins"
-    path = debs.build_standins(target, resolved.config.versions.model_dump(), resolved.cache_dir, mirror=resolved.config.box.mirror, say=_say)
-    _say(f"✓ overlay manifest: {path} (list it under cache.overlays in the config that uses the stand-ins)")
+    """(CI only) build the upstream test double: stand-ins from Debian's packages at upstream paths with checksum files, a registry, a Debian mirror."""
+    path = kit().build_double(Path(out) if out else None)
+    _say(f"✓ overlay manifest: {path}; serve the double with `python -m labkit.serve {path.parent} --port 8791`")
 
 
 # ---------------------------------------------------------------------- tests

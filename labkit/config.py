@@ -118,12 +118,28 @@ class Versions(_Strict):
     knative: str
 
 
+class Mirrors(_Strict):
+    """Where to read upstream bytes from instead (a proxy, Artifactory/Nexus/Harbor, an
+    instructor's machine). Checksums are verified exactly as without a mirror."""
+
+    # Release files, checksum files, chart indexes and Debian packages: upstream URL
+    # prefix → mirror URL prefix, both ending in `/` (the longest matching prefix wins).
+    files: dict[str, str] = {}
+    # Images: registry (docker.io, registry.k8s.io, ghcr.io, …) → base URL of its mirror;
+    # a path in it (a Harbor or Artifactory proxy project) prefixes the repository.
+    registries: dict[str, str] = {}
+    # A Debian mirror that signs its own index: the keyring apt checks it with (default:
+    # Debian's archive keys). Only read when a pinned package has moved on.
+    apt_keyring: Path | None = None
+
+
 class Cache(_Strict):
     dir: Path = Path(".cache/artifacts")
     # Port the host serves the cache on, on its private-network address (apt, files, registry).
     port: Annotated[int, Field(ge=1024, le=65535, strict=True)] = 8790
     # Extra manifests merged over labkit/artifacts.yml (CI's stand-ins), relative to this file.
     overlays: list[Path] = []
+    mirrors: Mirrors = Mirrors()
 
 
 class Libvirt(_Strict):
@@ -386,6 +402,11 @@ class Resolved:
         return str(next(self.config.network.cidr.hosts()))
 
     @property
+    def apt_keyring(self) -> Path | None:
+        k = self.config.cache.mirrors.apt_keyring
+        return None if k is None else (k if k.is_absolute() else self.root / k)
+
+    @property
     def overlays(self) -> list[Path]:
         return [p if p.is_absolute() else self.root / p for p in self.config.cache.overlays]
 
@@ -563,6 +584,47 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     return problems, resolved
 
 
+_URL_PREFIX = re.compile(r"^(https?|file)://[^\s/?#]*(/[^\s?#]*)?/$")
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$")
+_REGISTRY_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+
+
+def mirror_problems(mirrors: Mirrors) -> list[Problem]:
+    """URL prefixes that end in `/` (so `https://github.com` cannot match
+    `https://github.com.example`), and registry names as image references write them.
+    (The keyring is checked where it is read: it may be made after the config.)"""
+    problems = []
+    for upstream, mirror in mirrors.files.items():
+        for label, url in (("upstream prefix", upstream), ("mirror", mirror)):
+            if not _URL_PREFIX.match(url):
+                fixed = url if url.endswith("/") else url + "/"
+                problems.append(
+                    Problem(
+                        f"cache.mirrors.files[{upstream!r}]",
+                        url,
+                        f"the {label} is not an http(s):// or file:// URL prefix ending in /",
+                        f"write it like {fixed!r}" if _URL_PREFIX.match(fixed) else "write both sides like 'https://github.com/': 'https://mirror.example.com/github/'",
+                    )
+                )
+    for registry, base in mirrors.registries.items():
+        if not _REGISTRY.match(registry):
+            problems.append(
+                Problem(
+                    f"cache.mirrors.registries[{registry!r}]",
+                    registry,
+                    "is not a registry name",
+                    "use the registry as image names write it, e.g. docker.io, registry.k8s.io, ghcr.io",
+                )
+            )
+        if not _REGISTRY_URL.match(base):
+            problems.append(
+                Problem(
+                    f"cache.mirrors.registries[{registry!r}]", base, "is not an http(s):// base URL", "write the mirror's base URL, e.g. https://harbor.example.com/dockerhub-proxy"
+                )
+            )
+    return problems
+
+
 def route_collisions(ours: ipaddress.IPv4Network, routes: Iterable[Route]) -> list[Route]:
     """Host routes that overlap ``ours``, ignoring default routes and the hypervisor's
     own bridge for exactly this network (left by an earlier `up`)."""
@@ -593,6 +655,7 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
                 "set box.local: false and use an official box such as debian/trixie64",
             )
         )
+    problems += mirror_problems(cfg.cache.mirrors)
     if problems:
         raise ConfigError(source, problems)
     driver = cfg.libvirt.driver

@@ -18,16 +18,18 @@ import gzip
 import hashlib
 import io
 import re
-import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from labkit.errors import KitError
+from labkit.lock import Pin
 from labkit.proc import require, run
 
 LOCK = Path(__file__).with_name("artifacts-debs.yml")
@@ -48,14 +50,19 @@ class Deb:
     control: str  # the Packages paragraph (for the repository index)
 
 
-class AptTree:
-    """A private apt configuration for one suite and architecture (host's apt untouched)."""
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
-    def __init__(self, work: Path, suite: str, arch: str, mirror: str = DEFAULT_MIRROR):
+
+class AptTree:
+    """A private apt configuration for one suite and architecture (host's apt untouched).
+    With ``keyring``, apt accepts only indexes signed by a key in it (``signed-by``)."""
+
+    def __init__(self, work: Path, suite: str, arch: str, mirror: str = DEFAULT_MIRROR, keyring: Path | None = None):
         self.work, self.suite, self.arch, self.mirror = work, suite, arch, mirror
         for sub in ("lists/partial", "cache/archives/partial"):
             (work / sub).mkdir(parents=True, exist_ok=True)
-        (work / "sources.list").write_text(f"deb [arch={arch}] {mirror} {suite} main\n")
+        signed = f" signed-by={keyring}" if keyring else ""
+        (work / "sources.list").write_text(f"deb [arch={arch}{signed}] {mirror} {suite} main\n")
 
     def opts(self) -> list[str]:
         w = self.work
@@ -159,6 +166,60 @@ def lock(suite: str, arches: Sequence[str], *, mirror: str = DEFAULT_MIRROR, tar
     return len(artifacts)
 
 
+# --------------------------------------------------------------------------- Debian moves on
+
+
+class MovedDebs:
+    """When a pinned .deb is gone from the mirror (a point release or a security update
+    superseded it), find the package's current version through the suite's index, which
+    apt only accepts signed by a key of ``keyring`` (Debian's archive keys by default):
+    apt's own chain of trust, InRelease → Packages → the .deb's sha256.
+
+    Called by ``cache.fetch`` for each such package; the result is recorded in the cache's
+    lock as a pin that moved, and ``./kit cache.lock-debs`` refreshes the repository's."""
+
+    def __init__(self, suite: str, keyring: Path | None = None, say: Callable[[str], None] = print) -> None:
+        self.suite = suite
+        self.keyring = keyring or DEBIAN_KEYRING
+        self.say = say
+        self._trees: dict[tuple[str, str], AptTree] = {}
+        self._mutex = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="labkit-moved-")
+
+    def _tree(self, mirror: str, arch: str) -> AptTree:
+        with self._mutex:
+            tree = self._trees.get((mirror, arch))
+            if tree is None:
+                if not self.keyring.is_file():
+                    raise KitError(f"cannot check Debian's signed index: no keyring at {self.keyring} (Debian/Ubuntu: apt install debian-archive-keyring)")
+                tree = AptTree(Path(self._tmp.name) / f"{len(self._trees)}", self.suite, arch, mirror, keyring=self.keyring)
+                tree.update()
+                self._trees[(mirror, arch)] = tree
+            return tree
+
+    def __call__(self, item: Any, mirrors: Any) -> Pin:
+        package = item.name.removeprefix("deb-")
+        base, sep, _ = item.url.partition("/pool/")
+        if not sep:
+            raise KitError(f"{item.name}: {item.url} is not a Debian pool URL")
+        arch = item.arch if item.arch != "all" else "amd64"
+        tree = self._tree(mirrors.rewrite(base + "/").rstrip("/"), arch)
+        deb = tree.describe(package)
+        if deb is None:
+            raise KitError(f"{item.name}: the pinned {item.filename} is gone from the mirror and Debian {self.suite}'s index has no {package} any more")
+        if deb.filename.rsplit("/", 1)[-1] == item.filename:
+            raise KitError(f"{item.name}: Debian {self.suite}'s signed index still lists {item.filename}, but the mirror does not serve it: the mirror is incomplete")
+        self.say(f"  {package}: the pinned {item.version} is gone from Debian {self.suite}; taking {deb.version} through its signed index (`./kit cache.lock-debs` moves the pin)")
+        return Pin(
+            deb.sha256,
+            "debian-index",
+            item.url,
+            evidence=f"Debian {self.suite} Packages index, InRelease signed by {self.keyring.name}",
+            version=deb.version,
+            fetch_url=f"{base}/{deb.filename}",
+        )
+
+
 # --------------------------------------------------------------------------- repository index
 
 
@@ -204,40 +265,6 @@ def packages_index(debs_dir: Path) -> str:
 # --------------------------------------------------------------------------- CI stand-ins
 
 
-def _standin_image(tree: AptTree, tmp: Path, cache_dir: Path, arch: str, suite: str, say: Callable[[str], None]) -> dict[str, object]:
-    from labkit import oci
-
-    deb = tree.describe("busybox-static")
-    if deb is None:
-        raise KitError(f"Debian {suite} has no busybox-static for the stand-in image")
-    run(["apt-get", *tree.opts(), "download", f"busybox-static={deb.version}"], cwd=tmp, capture=True, what="apt-get download busybox-static")
-    root = tmp / "busybox"
-    _extract(next(tmp.glob("busybox-static_*.deb")), root)
-    found = [p for p in (root / "usr/bin/busybox", root / "bin/busybox") if p.is_file()]
-    if not found:
-        raise KitError(f"busybox-static {deb.version} has no bin/busybox or usr/bin/busybox")
-    busybox = found[0].read_bytes()
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "_", deb.version)
-    digest = oci.build_image(
-        cache_dir / "oci",
-        f"{STANDIN_IMAGE_REGISTRY}/standin/busybox",
-        tag,
-        {"bin/busybox": oci.Entry(busybox, 0o755), "bin/sh": oci.Entry(symlink="busybox"), "bin/echo": oci.Entry(symlink="busybox")},
-        ["/bin/sh"],
-        arch,
-    )
-    ref = f"{STANDIN_IMAGE_REGISTRY}/standin/busybox:{tag}"
-    say(f"stand-in image {ref}: Debian busybox-static {deb.version} → {digest[:19]}…")
-    return {
-        "kind": "image",
-        "layer": "node",
-        "standin": True,
-        "description": f"CI STAND-IN image: Debian {suite}'s busybox-static {deb.version}, built locally",
-        "version": tag,
-        "versions": {tag: {arch: {"url": f"oci://{ref}", "sha256": digest.removeprefix("sha256:")}}},
-    }
-
-
 # name → (Debian package in sid, files to take from it → path inside the archive, archive kind)
 STANDINS: dict[str, tuple[str, dict[str, str]]] = {
     "containerd": ("containerd", {"usr/bin/containerd": "bin/containerd", "usr/bin/ctr": "bin/ctr", "usr/bin/containerd-shim-runc-v2": "bin/containerd-shim-runc-v2"}),
@@ -260,60 +287,3 @@ def _tar(files: dict[Path, str], target: Path) -> None:
             info.mtime = 0
             with src.open("rb") as fh:
                 tar.addfile(info, fh)
-
-
-STANDIN_IMAGE_REGISTRY = "labkit.local"
-
-
-def build_standins(
-    out_dir: Path, versions: dict[str, str], cache_dir: Path, *, suite: str = "sid", arch: str = "amd64", mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] = print
-) -> Path:
-    """Build the stand-ins from Debian's .debs and write their overlay manifest; return its path.
-
-    Besides the release files, a small image (busybox from Debian's busybox-static)
-    goes straight into the cache's OCI store, so containerd can pull a real image
-    through the cache's registry endpoint."""
-    require("dpkg-deb", "Stand-ins are built on a Debian host (CI).")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    overlay: dict[str, dict[str, object]] = {}
-    with tempfile.TemporaryDirectory(prefix="labkit-standins-") as tmp:
-        tree = AptTree(Path(tmp) / "apt", suite, arch, mirror)
-        tree.update()
-        for name, (package, wanted) in STANDINS.items():
-            deb = tree.describe(package)
-            if deb is None:
-                raise KitError(f"Debian {suite} has no package {package} for the {name} stand-in")
-            run(["apt-get", *tree.opts(), "download", f"{package}={deb.version}"], cwd=Path(tmp), capture=True, what=f"apt-get download {package}")
-            deb_path = next(Path(tmp).glob(f"{package}_*.deb"))
-            root = Path(tmp) / name
-            _extract(deb_path, root)
-            version = versions[name]
-            if name == "cni_plugins":
-                files = {p: f"./{p.name}" for p in sorted((root / "usr/lib/cni").iterdir()) if p.is_file()}
-                filename = f"cni-plugins-linux-{arch}-v{version}.tgz"
-            elif name == "runc":
-                files = {}
-                filename = f"runc.{arch}"
-            else:
-                files = {root / src: dst for src, dst in wanted.items()}
-                filename = f"containerd-{version}-linux-{arch}.tar.gz"
-            target = out_dir / filename
-            if name == "runc":
-                shutil.copyfile(root / "usr/sbin/runc", target)
-                target.chmod(0o755)
-            else:
-                _tar(files, target)
-            digest = hashlib.sha256(target.read_bytes()).hexdigest()
-            overlay[name] = {
-                "kind": "file" if name == "runc" else "archive",
-                "layer": "node",
-                "standin": True,
-                "description": f"CI STAND-IN: Debian {suite}'s {package} {deb.version} repacked as the upstream {version} release file",
-                "version_key": name,
-                "versions": {version: {arch: {"url": target.resolve().as_uri(), "sha256": digest}}},
-            }
-            say(f"stand-in {name} {version}: Debian {package} {deb.version} → {target.name} ({digest[:12]}…)")
-        overlay["standin_image"] = _standin_image(tree, Path(tmp), cache_dir, arch, suite, say)
-    path = out_dir / "standins.yml"
-    path.write_text("# CI-ONLY overlay of stand-ins built from Debian's packages by `./kit cache.standins`.\n" + yaml.safe_dump({"artifacts": overlay}, sort_keys=False, width=200))
-    return path

@@ -12,7 +12,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from labkit import box, cache, host, inventory, runner
 from labkit.config import Resolved, load
 from labkit.doctor import Check, run_checks
 from labkit.errors import KitError
+from labkit.lock import Lock
+from labkit.trust import Mirrors
 from labkit.vagrant import Vagrant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,13 +71,33 @@ class Phases:
 class Kit:
     """One cluster: its config file and its state folder."""
 
-    def __init__(self, root: Path = ROOT, config_path: Path | None = None, state_dir: Path | None = None, say: Callable[[str], None] = print):
+    def __init__(
+        self,
+        root: Path = ROOT,
+        config_path: Path | None = None,
+        state_dir: Path | None = None,
+        say: Callable[[str], None] = print,
+        reporter: Callable[[Sequence[cache.Item]], AbstractContextManager[cache.Reporter]] | None = None,
+    ):
         self.root = root
+        # The fetch display: `./kit` shows rich progress bars; the default says one line per artifact.
+        self.reporter = reporter or self._line_reporter
         self.config_path = Path(config_path or os.environ.get("LABKIT_CONFIG") or root / "sandbox.yml").resolve()
         self.default_state_dir = root / ".state"
         self.state_dir = Path(state_dir or os.environ.get("LABKIT_STATE_DIR") or self.default_state_dir).resolve()
         self.say = say
         self._resolved: Resolved | None = None
+
+    @contextmanager
+    def _line_reporter(self, items: Sequence[cache.Item]) -> Iterator[cache.Reporter]:
+        say = self.say
+
+        class Lines(cache.Reporter):
+            def done(self, item: cache.Item, outcome: str) -> None:
+                if outcome != "present":
+                    say(f"    {item.key}: {outcome}")
+
+        yield Lines()
 
     # ----------------------------------------------------------------- state files
     @property
@@ -111,16 +133,57 @@ class Kit:
         return run_checks(host.gather(self.state_dir), self.resolve())
 
     # ----------------------------------------------------------------- cache
-    def cache_items(self, arches: Sequence[str] | None = None) -> list[cache.Item]:
-        """What the enabled layers need from the cache, for the nodes' architecture (or ``arches``)."""
+    def cache_items(self, arches: Sequence[str] | None = None, *, locked: bool = False) -> list[cache.Item]:
+        """What the enabled layers need from the cache, for the nodes' architecture (or
+        ``arches``), each with its pin (the repository's, else the cache's lock)."""
         resolved = self.resolve()
         manifest = cache.load_manifest([cache.MANIFEST, cache.DEBS_MANIFEST, *resolved.overlays])
         versions = resolved.config.versions.model_dump()
+        lock = Lock(resolved.cache_dir)
         items: list[cache.Item] = []
         for arch in arches or [host_arch()]:
             addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
-            items += cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons)
+            items += cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons, lock=lock, locked=locked)
         return items
+
+    def mirrors(self) -> Mirrors:
+        m = self.resolve().config.cache.mirrors
+        return Mirrors(files=dict(m.files), registries=dict(m.registries))
+
+    def fetch(self, arches: Sequence[str] | None = None, *, locked: bool = False, jobs: int = 4) -> cache.FetchReport:
+        """Fetch what the cache lacks for the config, pinning on first fetch; stop with every
+        error at the end (nothing half-written: each file lands only once verified)."""
+        from labkit.debs import MovedDebs
+
+        resolved = self.resolve()
+        items = self.cache_items(arches, locked=locked)
+        todo = [i for i, st in cache.status(resolved.cache_dir, items) if st != "present"]
+        if not todo:
+            self.say(f"    all {len(items)} artifact(s) already in the cache, verified: nothing to fetch")
+            return cache.FetchReport([cache.Outcome(i, "present", pin=i.pin) for i in items], [])
+        self.say(f"    fetching {len(todo)} of {len(items)} artifact(s) into {resolved.cache_dir}")
+        moved = MovedDebs(resolved.config.box.suite, resolved.apt_keyring, say=self.say)
+        with self.reporter(todo) as reporter:
+            report = cache.fetch(resolved.cache_dir, items, jobs=jobs, mirrors=self.mirrors(), lock=Lock(resolved.cache_dir), reporter=reporter, moved=moved)
+        for line in report.summary():
+            self.say(f"    {line}")
+        if report.errors:
+            raise KitError("some artifacts could not be fetched (what was fetched is kept; run the same command again):\n" + "\n".join(f"  - {e}" for e in report.errors))
+        return report
+
+    def build_double(self, out: Path | None = None) -> Path:
+        """(CI) Build the upstream test double where the config's overlay expects it."""
+        from labkit import double
+
+        resolved = self.resolve()
+        if out is None:
+            if not resolved.overlays:
+                raise KitError("the config lists no cache.overlays: give --out, or use tests/e2e/ci-cluster.yml")
+            out = resolved.overlays[0].parent
+        manifest = cache.load_manifest([cache.MANIFEST, cache.DEBS_MANIFEST])
+        versions = resolved.config.versions.model_dump()
+        debs = [i for i in cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], host_arch()) if i.kind == "deb"]
+        return double.build(out, versions, manifest, debs, suite=resolved.config.box.suite, arch=host_arch(), say=self.say)
 
     def custom_resource_schemas(self) -> Any:
         """Istio's and Knative's CRDs from the cache, to check custom resources offline."""
@@ -163,9 +226,9 @@ class Kit:
         atomic_write(self.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints, artifacts=artifacts)), 0o600)
         return self.inventory_path
 
-    def check_cache(self) -> list[cache.Item]:
+    def check_cache(self, *, locked: bool = False) -> list[cache.Item]:
         """Refuse to go on when an artifact the layers need is missing or corrupt."""
-        items = self.cache_items()
+        items = self.cache_items(locked=locked)
         cache_dir = self.resolve().cache_dir
         cache.require_complete(cache_dir, items)
         self.say(f"    all {len(items)} artifact(s) present and verified in {cache_dir}")
@@ -185,19 +248,22 @@ class Kit:
             return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env, state_dir=self.state_dir)
 
     # ----------------------------------------------------------------- commands
-    def up(self, *, skip_doctor: bool = False, tags: str | None = None) -> dict[str, Any]:
+    def up(self, *, skip_doctor: bool = False, tags: str | None = None, locked: bool = False) -> dict[str, Any]:
         phases = Phases(self.say)
         with phases.phase("validate the config"):
             resolved = self.resolve()
             self.say(f"    {resolved.config.name}: {len(resolved.nodes)} node(s) on {resolved.provider}, layers: {', '.join(resolved.enabled_layers()) or 'none'}")
+            self.cache_items(locked=locked)  # --locked refuses what the repository does not pin, before anything
         if not skip_doctor:
             with phases.phase("check the host"):
                 failed = [c for c in self.doctor() if c.status == "fail"]
                 if failed:
                     rows = "\n".join(f"  ✗ {c.name}: {c.detail}. Fix: {c.remedy}" for c in failed)
                     raise KitError(f"the host is not ready, nothing was created:\n{rows}\n(`./kit doctor` shows every check)")
+        with phases.phase("fetch what the cache lacks"):
+            self.fetch(locked=locked)
         with phases.phase("check the artifact cache"):
-            self.check_cache()
+            self.check_cache(locked=locked)
         with phases.phase("prepare the box"):
             self.ensure_box(resolved)
         with phases.phase(f"boot the VMs ({resolved.provider})"):

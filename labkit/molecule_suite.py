@@ -31,19 +31,17 @@ PORT = 8790
 
 
 def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[cache.Item]:
-    """Build the stand-ins if their overlay is missing, then fetch what the cache lacks."""
-    resolved = k.resolve()
-    missing_overlays = [p for p in resolved.overlays if not p.exists()]
-    if missing_overlays:
-        from labkit import debs
+    """Build the upstream double if its overlay is missing, then fetch what the cache lacks
+    from it, the way `./kit up` does on a connected machine (pins on first fetch)."""
+    from labkit import double, serve
 
-        say("building CI stand-ins from Debian's packages")
-        debs.build_standins(missing_overlays[0].parent, resolved.config.versions.model_dump(), resolved.cache_dir, mirror=resolved.config.box.mirror, say=say)
-    items = k.cache_items()
-    errors = cache.fetch(resolved.cache_dir, items, jobs=4, done=lambda item, msg: say(f"  {item.name} {item.version}: {msg}") if msg != "present" else None)
-    if errors:
-        raise KitError("the cache could not be filled:\n" + "\n".join(errors))
-    return items
+    resolved = k.resolve()
+    if any(not p.exists() for p in resolved.overlays):
+        say("building the upstream test double (stand-ins from Debian's packages)")
+        k.build_double()
+    with serve.serving(resolved.overlays[0].parent, "127.0.0.1", double.PORT):
+        k.fetch()
+    return k.cache_items()
 
 
 def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None] = print) -> dict[str, float]:

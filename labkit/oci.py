@@ -4,6 +4,10 @@ Layout (served read-only by ``labkit.serve`` under /v2/): ``oci/blobs/sha256/<he
 for manifests, configs and layers; ``oci/tags/<repository>/<tag>`` holding a manifest
 digest.  Digest-pinned references resolve from the blobs alone.
 
+A tag names one image per architecture: when a cache holds a tag for amd64 *and* arm64
+(an instructor preparing mixed laptops), ``tag()`` points it at an image index of its
+own that lists both, so containerd on each node picks its own image.
+
 ``build_image`` makes a single-layer image from files (used for CI's stand-in image and
 for images the kit builds itself); the layer tar is reproducible (fixed owners and
 times), so the same files give the same digest.
@@ -15,7 +19,9 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +29,7 @@ from pathlib import Path
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
 @dataclass(frozen=True)
@@ -38,11 +45,17 @@ def _put(store: Path, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     path = store / "blobs" / "sha256" / digest
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_atomic(path, data)
     return f"sha256:{digest}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary name of this process and thread, then rename: workers
+    that fetch the same blob at once never write into each other's file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _layer(files: Mapping[str, Entry]) -> bytes:
@@ -86,9 +99,7 @@ def build_image(store: Path, repository: str, tag: str, files: Mapping[str, Entr
     }
     manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     digest = _put(store, manifest_bytes)
-    tag_file = store / "tags" / repository / tag
-    tag_file.parent.mkdir(parents=True, exist_ok=True)
-    tag_file.write_text(digest + "\n")
+    tag_image(store, repository, tag, digest, arch)
     return digest
 
 
@@ -118,3 +129,68 @@ def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) ->
         if not blob.is_file() or f"sha256:{hashlib.sha256(blob.read_bytes()).hexdigest()}" != ref:
             bad.append(ref)
     return bad
+
+
+_TAG_MUTEX = threading.Lock()
+
+
+def _blob(store: Path, digest: str) -> bytes | None:
+    path = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    return path.read_bytes() if path.is_file() else None
+
+
+def image_arch(store: Path, manifest_digest: str) -> str | None:
+    """The architecture of a stored image manifest (from its config blob)."""
+    raw = _blob(store, manifest_digest)
+    if raw is None:
+        return None
+    doc = json.loads(raw)
+    config = _blob(store, doc.get("config", {}).get("digest", "")) if "config" in doc else None
+    return json.loads(config).get("architecture") if config else None
+
+
+def tag_image(store: Path, repository: str, tag: str, digest: str, arch: str) -> None:
+    """Point ``repository:tag`` at ``digest`` for ``arch``, keeping the other architectures'
+    images the tag already names (through an image index when there are several)."""
+    tag_file = store / "tags" / repository / tag
+    with _TAG_MUTEX:
+        per_arch: dict[str, dict[str, object]] = {}
+        current = tag_file.read_text().strip() if tag_file.is_file() else ""
+        raw = _blob(store, current) if current else None
+        if raw is not None:
+            doc = json.loads(raw)
+            if "manifests" in doc:
+                for m in doc["manifests"]:
+                    per_arch[m.get("platform", {}).get("architecture", "")] = m
+            else:
+                other = image_arch(store, current)
+                if other:
+                    per_arch[other] = {"mediaType": doc.get("mediaType", MANIFEST_TYPE), "digest": current, "size": len(raw)}
+        body = _blob(store, digest)
+        media = json.loads(body).get("mediaType", MANIFEST_TYPE) if body else MANIFEST_TYPE
+        per_arch[arch] = {"mediaType": media, "digest": digest, "size": len(body or b"")}
+        if len(per_arch) == 1:
+            target = digest
+        else:
+            index = {
+                "schemaVersion": 2,
+                "mediaType": INDEX_TYPE,
+                "manifests": [{**m, "platform": {"architecture": a, "os": "linux"}} for a, m in sorted(per_arch.items())],
+            }
+            target = _put(store, json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
+        write_atomic(tag_file, (target + "\n").encode())
+
+
+def resolve_tag(store: Path, repository: str, tag: str, arch: str) -> str | None:
+    """The image manifest a node of ``arch`` gets when it asks for ``repository:tag``."""
+    tag_file = store / "tags" / repository / tag
+    if not tag_file.is_file():
+        return None
+    digest = tag_file.read_text().strip()
+    raw = _blob(store, digest)
+    if raw is None:
+        return None
+    doc = json.loads(raw)
+    if "manifests" in doc:
+        return platform_manifest(doc, arch)
+    return digest if image_arch(store, digest) in (arch, None) else None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import KitError
-from labkit.oci import platform_manifest
+from labkit.oci import platform_manifest, tag_image, write_atomic
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
@@ -78,8 +78,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class RegistryClient:
-    """Anonymous pulls from OCI registries. ``endpoints`` maps a registry to its base URL
-    (tests point one at a loopback server); the default is ``https://<registry>``."""
+    """Anonymous pulls from OCI registries. ``endpoints`` maps a registry to the base URL
+    of its mirror (``cache.mirrors.registries``; a path in it, as Harbor's and
+    Artifactory's proxy projects have, prefixes the repository); the default is
+    ``https://<registry>``."""
 
     def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60) -> None:
         self.endpoints = dict(endpoints or {})
@@ -87,8 +89,12 @@ class RegistryClient:
         self._tokens: dict[tuple[str, str], str] = {}
         self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def _base(self, registry: str) -> str:
-        return self.endpoints.get(registry) or f"https://{DOCKER_HUB if registry == 'docker.io' else registry}"
+    def _url(self, ref: ImageRef, path: str) -> str:
+        base = self.endpoints.get(ref.registry) or f"https://{DOCKER_HUB if ref.registry == 'docker.io' else ref.registry}"
+        parts = urllib.parse.urlsplit(base)
+        prefix = parts.path.strip("/")
+        repository = f"{prefix}/{ref.repository}" if prefix else ref.repository
+        return f"{parts.scheme}://{parts.netloc}/v2/{repository}/{path}"
 
     def _token(self, challenge: str, ref: ImageRef) -> str:
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
@@ -98,15 +104,20 @@ class RegistryClient:
         if "service" in params:
             query["service"] = params["service"]
         url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
-        with self._opener.open(url, timeout=self.timeout) as resp:
-            body = json.loads(resp.read())
+        try:
+            with self._opener.open(url, timeout=self.timeout) as resp:
+                body = json.loads(resp.read())
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+            raise KitError(f"{ref}: the registry's token service {params['realm']} did not give a token ({getattr(exc, 'reason', exc)})") from None
+        if not isinstance(body, dict):
+            raise KitError(f"{ref}: the registry's token service gave no token")
         token = body.get("token") or body.get("access_token")
         if not token:
             raise KitError(f"{ref}: the registry's token service gave no token")
         return str(token)
 
     def _get(self, ref: ImageRef, path: str, accept: str = "") -> tuple[bytes, str]:
-        url = f"{self._base(ref.registry)}/v2/{ref.repository}/{path}"
+        url = self._url(ref, path)
         key = (ref.registry, ref.repository)
         for attempt in range(2):
             headers = {"Accept": accept} if accept else {}
@@ -121,8 +132,11 @@ class RegistryClient:
                     continue
                 if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
                     target = urllib.parse.urljoin(url, exc.headers["Location"])
-                    with self._opener.open(target, timeout=self.timeout) as resp:
-                        return resp.read(), resp.headers.get("Content-Type", "")
+                    try:  # blob storage: plain HTTP, its own redirects followed
+                        with urllib.request.urlopen(target, timeout=self.timeout) as resp:  # noqa: S310 - the registry's redirect
+                            return resp.read(), resp.headers.get("Content-Type", "")
+                    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as err:
+                        raise KitError(f"{ref}: {url} redirected to {target}, which failed ({getattr(err, 'reason', err)})") from None
                 raise KitError(f"{ref}: {url} answered HTTP {exc.code}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
                 raise KitError(f"{ref}: cannot reach {url} ({exc})") from None
@@ -140,12 +154,11 @@ class RegistryClient:
             raise KitError(f"{ref}: a single-architecture image for {config.get('architecture')}, not {arch}")
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
-    def pull(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None] = lambda n: None) -> None:
-        """Store the manifest ``digest`` of ``ref`` with its blobs (each verified) and tag it."""
+    def pull(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None] = lambda n: None, arch: str = "amd64") -> None:
+        """Store the manifest ``digest`` of ``ref`` with its blobs (each verified) and tag it
+        for ``arch`` (a tag held for both architectures becomes an index of both)."""
         self._store_image(ref, digest, store, progress)
-        tag = store / "tags" / ref.registry / ref.repository / ref.tag
-        tag.parent.mkdir(parents=True, exist_ok=True)
-        tag.write_text(digest + "\n")
+        tag_image(store, f"{ref.registry}/{ref.repository}", ref.tag, digest, arch)
 
     def pull_pinned(self, ref: ImageRef, arch: str, store: Path, progress: Callable[[int], None] = lambda n: None) -> None:
         """Store an image named by digest (as release manifests pin them): the index, if it
@@ -179,9 +192,6 @@ class RegistryClient:
         got = "sha256:" + hashlib.sha256(data).hexdigest()
         if got != digest:
             raise KitError(f"{ref}: {path} has digest {got}, not the pinned {digest}; nothing was stored")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(target.name + ".part")
-        part.write_bytes(data)
-        part.replace(target)
+        write_atomic(target, data)
         progress(len(data))
         return data

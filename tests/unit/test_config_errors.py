@@ -23,9 +23,9 @@ VALID = textwrap.dedent(
       cidr: 192.168.56.0/24
     layers: {kubernetes: true, istio: true, knative: true}
     versions:
-      kubernetes: 1.36.5
-      containerd: 2.2.9
-      runc: 1.3.6
+      kubernetes: 1.36.4
+      containerd: 2.3.4
+      runc: 1.4.3
       cni_plugins: 1.9.1
       cni: flannel
       cni_version: 0.28.9
@@ -120,7 +120,7 @@ CASES = [
     ),
     ("version-latest", with_(versions={**VERSIONS, "istio": "latest"}), None, LIBVIRT_HOST, ["versions.istio = 'latest'", "not an exact pinned version"]),
     ("version-wrong-series", with_(versions={**VERSIONS, "kubernetes": "1.35.2"}), None, LIBVIRT_HOST, ["versions.kubernetes = '1.35.2'", "outside the series", "1.36.x"]),
-    ("version-yaml-float", VALID.replace("kubernetes: 1.36.5", "kubernetes: 1.36"), None, LIBVIRT_HOST, ["versions.kubernetes = 1.36", "must be a string", "quote"]),
+    ("version-yaml-float", VALID.replace("kubernetes: 1.36.4", "kubernetes: 1.36"), None, LIBVIRT_HOST, ["versions.kubernetes = 1.36", "must be a string", "quote"]),
     ("layer-dependency", with_(layers={"kubernetes": True, "istio": False, "knative": True}), None, LIBVIRT_HOST, ["layers.knative = True", "needs the istio layer"]),
     (
         "local-box-virtualbox",

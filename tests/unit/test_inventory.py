@@ -35,7 +35,7 @@ def test_groups_and_host_vars(tmp_path: Path) -> None:
         "ansible_ssh_private_key_file": "/k/w1",
         "ansible_ssh_common_args": inventory.VAGRANT_SSH_ARGS,
     }
-    assert inv["all"]["vars"]["kit"]["versions"]["kubernetes"] == "1.36.5"
+    assert inv["all"]["vars"]["kit"]["versions"]["kubernetes"] == "1.36.4"
 
 
 def test_real_machines_keep_host_key_checking(tmp_path: Path) -> None:

@@ -59,14 +59,14 @@ def manifest_images() -> dict[str, set[str]]:
 def test_the_roles_reference_the_images_of_every_component() -> None:
     refs = referenced_images()
     for expected in (
-        "registry.k8s.io/kube-apiserver:v1.36.5",
+        "registry.k8s.io/kube-apiserver:v1.36.4",
         "registry.k8s.io/pause:3.10.2",
         "ghcr.io/flannel-io/flannel:v0.28.9",
         "docker.io/library/busybox:1.37.0",
         "docker.io/istio/proxyv2:1.30.5",
         "quay.io/kiali/kiali:v2.26",
-        "docker.io/grafana/grafana:12.4.0",
-        "docker.io/jaegertracing/jaeger:2.17.0",
+        "docker.io/grafana/grafana:12.0.1",
+        "docker.io/jaegertracing/jaeger:2.14.0",
     ):
         assert expected in refs
 

@@ -80,9 +80,9 @@ def test_cache_status_checks_every_blob_of_an_image(tmp_path: Path) -> None:
 
 def test_a_locally_built_image_that_is_missing_is_refused_with_a_reason(tmp_path: Path) -> None:
     item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
-    errors = cache.fetch(tmp_path, [item])
+    errors = cache.fetch(tmp_path, [item]).errors
     assert errors == [f"hello: {cache.how_to_get(item)}"]
-    assert "cache.standins" in errors[0]
+    assert "cache.samples" in errors[0]
 
 
 @pytest.mark.parametrize("name", ["bin/hello", "bin/sh"])

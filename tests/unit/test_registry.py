@@ -20,7 +20,9 @@ import pytest
 
 from labkit import cache, oci
 from labkit.errors import KitError
+from labkit.lock import Lock
 from labkit.registry import ImageRef, RegistryClient, digest_refs
+from labkit.trust import Mirrors
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -141,7 +143,10 @@ def test_a_tampered_blob_is_refused_and_not_stored(registry: RegistryClient, tmp
     assert not (tmp_path / "oci/tags/registry.test/team/app/v1").exists()
 
 
-def test_cache_pin_and_fetch_fill_the_store_for_the_mirror(registry: RegistryClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_fetch_pins_each_architecture_and_cache_pin_writes_the_lock(registry: RegistryClient, tmp_path: Path) -> None:
+    """Both architectures from one tag: each pinned from the registry's digest of its own
+    manifest, the tag in the cache an index of both (each node gets its own), and
+    `cache.pin` turns the lock into the repository's pins."""
     digests = add_image("team/app", "v1")
     path = tmp_path / "m.yml"
     path.write_text(
@@ -149,13 +154,34 @@ def test_cache_pin_and_fetch_fill_the_store_for_the_mirror(registry: RegistryCli
         '        amd64: {url: "docker://registry.test/team/app:v1", sha256: null}\n'
         '        arm64: {url: "docker://registry.test/team/app:v1", sha256: null}\n'
     )
-    assert cache.pin(path, say=lambda _: None, registry=registry) == []
+    cache_dir = tmp_path / "c"
+    lock = Lock(cache_dir)
+    m = cache.load_manifest([path])
+    items = [i for arch in ("amd64", "arm64") for i in cache.plan(m, {}, [], arch=arch, lock=lock)]
+    assert all(i.sha256 is None for i in items)
+    report = cache.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints), lock=lock, jobs=2)
+    assert report.errors == []
+    assert {o.item.arch: o.pin.source for o in report.outcomes if o.pin} == {"amd64": "registry", "arm64": "registry"}
+    items = [i for arch in ("amd64", "arm64") for i in cache.plan(m, {}, [], arch=arch, lock=Lock(cache_dir))]
+    assert {i.arch: f"sha256:{i.sha256}" for i in items} == digests
+    assert [s for _, s in cache.status(cache_dir, items)] == ["present", "present"]
+    for arch in ("amd64", "arm64"):
+        assert oci.resolve_tag(cache_dir / "oci", "registry.test/team/app", "v1", arch) == digests[arch]
+    written, errors = cache.pin_from_lock(path, Lock(cache_dir), say=lambda _: None)
+    assert (written, errors) == (2, [])
     m = cache.load_manifest([path])
     assert {a: d.sha256 for a, d in m.artifacts["image-app"].versions["1"].items()} == {a: d.removeprefix("sha256:") for a, d in digests.items()}
-    monkeypatch.setattr("labkit.registry.RegistryClient", lambda timeout: registry)
-    items = cache.plan(m, {}, [], arch="arm64")
-    assert cache.fetch(tmp_path / "c", items) == []
-    assert cache.status(tmp_path / "c", items)[0][1] == "present"
+
+
+def test_an_image_whose_tag_gives_another_architecture_is_not_present(registry: RegistryClient, tmp_path: Path) -> None:
+    digests = add_image("team/app", "v1")
+    store = tmp_path / "c" / "oci"
+    registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["arm64"], store, arch="arm64")
+    item = cache.Item("app", "1", "amd64", "image", "docker://registry.test/team/app:v1", digests["amd64"].removeprefix("sha256:"), False)
+    registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["amd64"], store, arch="amd64")
+    assert cache.state_of(tmp_path / "c", item) == "present"
+    (store / "tags/registry.test/team/app/v1").write_text(digests["arm64"] + "\n")  # the tag names only arm64's image
+    assert cache.state_of(tmp_path / "c", item) == "missing"
 
 
 def test_digest_references_are_found_wherever_a_manifest_names_them() -> None:
@@ -174,7 +200,7 @@ data:
     assert (ref.registry, ref.repository, ref.digest) == ("gcr.io", "knative-releases/knative.dev/serving/cmd/controller", d1)
 
 
-def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: RegistryClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: RegistryClient, tmp_path: Path) -> None:
     add_image("knative/controller", "v1")
     index_digest = digest(Registry.manifests[("knative/controller", "v1")][0])
     Registry.manifests[("knative/controller", index_digest)] = Registry.manifests[("knative/controller", "v1")]
@@ -190,8 +216,7 @@ def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: Regist
     target.parent.mkdir(parents=True)
     target.write_bytes(manifest)  # the file is in the cache ...
     assert cache.status(cache_dir, items)[0][1] == "missing"  # ... but not the image it pins
-    monkeypatch.setattr("labkit.registry.RegistryClient", lambda timeout: registry)
-    assert cache.fetch(cache_dir, items) == []
+    assert cache.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints)).errors == []
     assert cache.status(cache_dir, items)[0][1] == "present"
     arm = json.loads(Registry.manifests[("knative/controller", "v1")][0])["manifests"][1]["digest"]
     assert oci.missing_blobs(cache_dir / "oci", index_digest, "arm64") == []
