@@ -302,14 +302,16 @@ class FetchReport:
             origins[o.origin] = origins.get(o.origin, 0) + 1
         lines += [f"  from {origin}: {n}" for origin, n in sorted(origins.items())]
         new = [o for o in self.outcomes if o.new_pin and o.pin]
-        published = [o for o in new if o.pin and o.pin.published]
-        first = [o for o in new if o.pin and not o.pin.published]
-        if published:
-            lines.append(f"  pinned now from a published source: {len(published)}")
-            lines += [f"    {o.item.key}: {o.pin.label() if o.pin else ''}" for o in published]
-        if first:
-            lines.append(f"  pinned now on first use (no published checksum): {len(first)}")
-            lines += [f"    {o.item.key}: {o.pin.label() if o.pin else ''}" for o in first]
+        groups = (
+            ("pinned now from a published checksum", lambda p: p.published),
+            ("pinned now from the registry's digest of the tag", lambda p: p.source == "registry"),
+            ("pinned now on first use (upstream publishes no checksum): review these", lambda p: p.source == "download"),
+        )
+        for title, belongs in groups:
+            members = [o for o in new if o.pin and belongs(o.pin)]
+            if members:
+                lines.append(f"  {title}: {len(members)}")
+                lines += [f"    {o.item.key}: {o.pin.label() if o.pin else ''}" for o in members]
         return lines
 
 
@@ -368,7 +370,8 @@ def published_pin(item: Item, mirrors: Mirrors, timeout: float) -> Pin | None:
 def _mismatch(item: Item, expected: Pin, got: str, fetched_from: str) -> KitError:
     return KitError(
         f"{item.key}: {fetched_from} served bytes with sha256 {got}, but {item.name} {item.version} is pinned to sha256 {expected.sha256} "
-        f"({expected.label()}{', ' + expected.evidence if expected.evidence else ''}). Refused: nothing in the cache was replaced"
+        f"({expected.label()}{', ' + expected.evidence if expected.evidence else ''}). Upstream serves different bytes for the same version "
+        "(or the download is damaged): refused, nothing in the cache was replaced. If upstream re-released it on purpose, review the change and update the pin"
     )
 
 
@@ -468,8 +471,7 @@ def fetch(
         pin = moved(item, mirrors)
         now_item = replace(item, url=pin.fetch_url, version=pin.version, sha256=pin.sha256, pin=pin, pinned_version=item.pinned_version or item.version)
         outcome = get_file(now_item)
-        record(now_item, pin)
-        return Outcome(now_item, "fetched", outcome.origin, pin, True)
+        return Outcome(now_item, "fetched", outcome.origin, record(now_item, pin), True)
 
     def get(item: Item) -> Outcome:
         if stop.is_set():
@@ -553,8 +555,9 @@ def pin_from_lock(manifest_path: Path, lock: Lock, *, say: Callable[[str], None]
                 pin = next((p for p in held if p is not None and p.url == dl.url), None)
                 if pin is None:
                     continue
-                marker = re.compile(rf'({re.escape(arch)}: \{{url: "{re.escape(dl.url)}", sha256: )null')
-                text, n = marker.subn(rf'\g<1>"{pin.sha256}"', text, count=1)
+                marker = re.compile(rf'^( *{re.escape(arch)}: \{{)(url: "{re.escape(dl.url)}",) sha256: null', re.MULTILINE)
+                # The pin goes on a line of its own, under `url:`, so lines stay short.
+                text, n = marker.subn(lambda m, sha=pin.sha256: f'{m[1]}{m[2]}\n{" " * len(m[1])}sha256: "{sha}"', text, count=1)
                 if n:
                     written += 1
                     say(f"pinned {name} {version} {arch}: {pin.sha256} — {pin.label()}" + (f", {pin.evidence}" if pin.evidence else ""))

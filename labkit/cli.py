@@ -433,7 +433,10 @@ def standins(c: Context, out: str | None = None) -> None:
 
 def _run(c: Context, cmd: list[str], **env: str) -> None:
     _say("$ " + shlex.join(cmd))
-    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, check=False)
+    try:
+        result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **env}, check=False)
+    except FileNotFoundError:
+        raise Exit(f"✗ `{cmd[0]}` is not installed: run `./kit test` (it installs the pinned host packages as root on Debian) or see scripts/host-packages.txt", code=1) from None
     if result.returncode != 0:
         raise Exit(f"✗ `{shlex.join(cmd)}` failed (exit {result.returncode})", code=result.returncode)
 

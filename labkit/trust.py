@@ -57,8 +57,8 @@ def parse_checksum_file(text: str, filename: str) -> str | None:
         parts = line.split()
         if len(parts) >= 2 and parts[-1].lstrip("*").rsplit("/", 1)[-1] == filename and _HEX64.fullmatch(parts[0].lower()):
             return parts[0].lower()
-    if len(lines) == 1 and _HEX64.fullmatch(lines[0].split()[0].lower()):
-        return lines[0].split()[0].lower()
+    if len(lines) == 1 and len(lines[0].split()) == 1 and _HEX64.fullmatch(lines[0].lower()):
+        return lines[0].lower()  # a file of one bare hash (Kubernetes' .sha256 files)
     return None
 
 

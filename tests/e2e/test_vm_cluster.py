@@ -1,12 +1,17 @@
-"""The foundation on real VMs: build the box, boot two nodes, prove SSH and the private
-network, show a re-run changes nothing, destroy and show libvirt holds nothing.
+"""The foundation on real VMs, reached the way a connected laptop reaches it: from an
+empty cache, `./kit up` pins and fetches everything from upstream (here CI's upstream
+test double, through `cache.mirrors`), boots two nodes and provisions them; SSH and the
+private network work; a re-run fetches and changes nothing; an upstream that serves
+other bytes for the same version is refused; destroy leaves libvirt holding nothing.
 
 The tests run in file order and share one cluster (they are the phases of one run).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +23,8 @@ from tests.e2e.harness import ROOT, Cluster, record
 pytestmark = pytest.mark.vm
 
 NODES = {"node1": "192.168.60.11", "node2": "192.168.60.12"}
+CACHE = ROOT / ".cache/artifacts"  # ci-cluster.yml's cache.dir
+DOUBLE = ROOT / ".cache/upstream-double"  # and its overlay's folder: the upstream double
 
 
 def test_box_build(cluster: Cluster) -> None:
@@ -27,46 +34,63 @@ def test_box_build(cluster: Cluster) -> None:
     record("box.build (debootstrap + image, or cached)", time.monotonic() - start)
 
 
-def test_fill_the_artifact_cache(cluster: Cluster) -> None:
-    """CI's stand-ins from Debian's packages, and the pinned Debian packages from Debian's mirror."""
+def test_build_the_upstream_double_and_empty_the_cache(cluster: Cluster) -> None:
+    """CI's stand-in for the connected world (labkit.double), and an empty artifact cache:
+    from here on every byte reaches the cache the way it does on a student's laptop."""
     start = time.monotonic()
     cluster.kit("cache.standins", timeout=900, host_network=True)
-    cluster.kit("cache.fetch", timeout=1800, host_network=True)
-    record("fill the cache (stand-ins + debs)", time.monotonic() - start)
-    proc = cluster.kit("cache.status", timeout=300, host_network=True)
-    assert "(stand-in)" in proc.stdout
-    assert "corrupt" not in proc.stdout and "missing" not in proc.stdout
+    record("build the upstream double (stand-ins, registry, Debian mirror)", time.monotonic() - start)
+    shutil.rmtree(CACHE, ignore_errors=True)
+    assert not CACHE.exists()
 
 
-def test_corrupt_artifact_is_reported_and_blocks_up(cluster: Cluster) -> None:
-    cache_dir = ROOT / ".cache/artifacts"
-    target = next(cache_dir.glob("files/runc/*/amd64/runc.amd64"))
-    good = target.read_bytes()
-    target.write_bytes(good[:-16] + b"deliberately bad")
-    try:
-        status = cluster.kit("cache.status", timeout=300, check=False, host_network=True)
-        assert status.returncode == 1
-        assert "corrupt" in status.stdout and "runc" in status.stdout
-        up = cluster.kit("up", timeout=600, check=False)
-        assert up.returncode == 1
-        assert "the artifact cache is incomplete, so nothing was provisioned" in up.stderr
-        assert "runc 1.3.6 (amd64): corrupt" in up.stderr
-        assert cluster.virsh("list", "--all", "--name").split() == [], "a VM was created"
-    finally:
-        cluster.kit("cache.fetch", timeout=600, host_network=True)  # repairs it from the stand-in
-    assert target.read_bytes() == good
+def test_locked_up_refuses_what_the_repository_does_not_pin_before_any_vm_boots(cluster: Cluster, double: None) -> None:
+    proc = cluster.kit("up", "--locked", timeout=600, check=False)
+    assert proc.returncode == 1
+    assert "--locked: the repository does not pin these artifacts, so nothing was fetched or booted" in proc.stderr
+    for name in ("containerd 2.3.4 (amd64)", "runc 1.4.3 (amd64)", "standin_image"):
+        assert name in proc.stderr
+    assert cluster.virsh("list", "--all", "--name").split() == [], "a VM was created"
+    assert not CACHE.exists() or not any(CACHE.rglob("*.deb")), "something was fetched"
 
 
-def test_first_up_boots_and_provisions(cluster: Cluster) -> None:
+def test_first_up_pins_fetches_and_provisions_from_an_empty_cache(cluster: Cluster, double: None) -> None:
     start = time.monotonic()
-    proc = cluster.kit("up", timeout=3000)
-    record("first `up` (boot 2 VMs + site.yml)", time.monotonic() - start)
+    proc = cluster.kit("up", timeout=3600)
+    record("first `up` (fetch + pin, boot 2 VMs, site.yml)", time.monotonic() - start)
     summary = json.loads((cluster.state_dir / "last-run.json").read_text())
     for phase in summary["phases"]:
         record(f"  first up: {phase['name']}", phase["seconds"])
     assert set(summary["recap"]) == set(NODES)
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in summary["recap"].values())
     assert "phase times:" in proc.stdout
+    out = proc.stdout
+    # What came from where, and which pins are published and which first-fetch:
+    assert "from mirror 127.0.0.1:8791" in out
+    assert "pinned now from a published checksum: 4" in out  # containerd, runc, CNI plugins, the moved .deb
+    assert "containerd 2.3.4 amd64: upstream's checksum file" in out
+    assert "deb-ethtool 1:6.14.2-1 amd64: Debian's signed index (the pin moved)" in out
+    assert "pinned now from the registry's digest of the tag: 1" in out
+    assert "the pinned 1:6.14.2-1 is gone from Debian trixie; taking 1:6.14.2-1+labkitci1" in out
+    for line in out.splitlines():
+        if line.strip().startswith(("pinned now", "from mirror", "containerd 2.3.4", "deb-ethtool", "standin_image")):
+            record(f"  first up: {line.strip()}", None)
+    lock = (CACHE / "labkit.lock.yml").read_text()
+    assert "source: checksum-file" in lock and "source: registry" in lock and "source: debian-index" in lock
+    # The package whose pin moved on is installed on the nodes, at the version the signed index gave.
+    version = cluster.kit("ssh", "node1", "--command", "dpkg-query -W -f '${Version}' ethtool", timeout=300).stdout.strip()
+    assert version.endswith("+labkitci1"), version
+
+
+def test_a_corrupt_artifact_is_reported_and_fetched_again_verified(cluster: Cluster, double: None) -> None:
+    target = next(CACHE.glob("files/runc/*/amd64/runc.amd64"))
+    good = target.read_bytes()
+    target.write_bytes(good[:-16] + b"deliberately bad")
+    status = cluster.kit("cache.status", timeout=300, check=False)
+    assert status.returncode == 1
+    assert "corrupt" in status.stdout and "runc" in status.stdout
+    cluster.kit("cache.fetch", timeout=600)
+    assert target.read_bytes() == good
 
 
 @pytest.mark.parametrize("node", sorted(NODES))
@@ -124,16 +148,48 @@ def test_status_shows_both_running(cluster: Cluster) -> None:
     assert proc.stdout.count("running") == 2
 
 
-def test_second_up_changes_nothing(cluster: Cluster) -> None:
+def test_second_up_fetches_nothing_and_changes_nothing(cluster: Cluster, double: None) -> None:
     first = json.loads((cluster.state_dir / "last-run.json").read_text())
     start = time.monotonic()
-    cluster.kit("up", timeout=3000)
+    proc = cluster.kit("up", timeout=3000)
     again = time.monotonic() - start
     record("second `up` (no change)", again)
+    assert "already in the cache, verified: nothing to fetch" in proc.stdout
     summary = json.loads((cluster.state_dir / "last-run.json").read_text())
     assert summary["changed"] == 0, summary["recap"]
     first_total = sum(p["seconds"] for p in first["phases"])
     record(f"  second up / first up = {again / first_total:.0%}", None)
+
+
+def test_upstream_serving_other_bytes_for_the_same_version_is_refused(cluster: Cluster, double: None) -> None:
+    """The double re-releases containerd 2.3.4 with other bytes (and a checksum file to
+    match): the lock refuses them, naming both checksums, and nothing on the nodes changes."""
+    served = next(DOUBLE.glob("github.com/containerd/containerd/releases/download/v2.3.4/containerd-2.3.4-linux-amd64.tar.gz"))
+    sums = served.with_name(served.name + ".sha256sum")
+    original, original_sums = served.read_bytes(), sums.read_text()
+    cached = next(CACHE.glob("files/containerd/2.3.4/amd64/*.tar.gz"))
+    pinned = hashlib.sha256(cached.read_bytes()).hexdigest()
+    on_node = cluster.kit("ssh", "node1", "--command", "sha256sum /usr/local/bin/containerd", timeout=300).stdout.split()[0]
+    other = original + b"\0" * 512  # same version, other bytes
+    try:
+        served.write_bytes(other)
+        sums.write_text(f"{hashlib.sha256(other).hexdigest()}  {served.name}\n")
+        cached.unlink()
+        proc = cluster.kit("cache.fetch", timeout=600, check=False)
+        assert proc.returncode == 1
+        assert f"served bytes with sha256 {hashlib.sha256(other).hexdigest()}" in proc.stderr
+        assert f"pinned to sha256 {pinned}" in proc.stderr
+        assert not cached.exists(), "the other bytes reached the cache"
+        up = cluster.kit("up", timeout=1200, check=False)
+        assert up.returncode == 1 and "served bytes with sha256" in up.stderr
+        assert "provision (playbooks/site.yml)" not in up.stdout
+        again = cluster.kit("ssh", "node1", "--command", "sha256sum /usr/local/bin/containerd", timeout=300).stdout.split()[0]
+        assert again == on_node, "containerd on the node changed"
+    finally:
+        served.write_bytes(original)
+        sums.write_text(original_sums)
+    cluster.kit("cache.fetch", timeout=600)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == pinned
 
 
 @pytest.mark.parametrize("lab", ["01", "02"])
