@@ -155,7 +155,8 @@ def config(c: Context) -> None:
     for n in resolved.nodes:
         table.add_row(n.name, n.role, n.ip, str(n.cpus), f"{n.memory} MiB")
     console.print(table)
-    _say(f"provider {resolved.provider} (libvirt driver {resolved.libvirt_driver}), box {resolved.config.box.name}, layers: {', '.join(resolved.enabled_layers()) or 'none'}")
+    layers = ", ".join(resolved.enabled_layers()) or "none"
+    _say(f"provider {resolved.provider} (libvirt driver {resolved.libvirt_driver}), box {resolved.box_name} ({resolved.arch}), layers: {layers}")
 
 
 @task

@@ -78,10 +78,17 @@ class Network(_Strict):
     service_cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.96.0.0/12")
 
 
+# The default box per host architecture: Debian 13 wherever a Vagrant box of it is built.
+# Debian's official box is amd64 only; Chef's Bento project builds debian-13 for arm64
+# (VirtualBox 7.1+, VMware, Parallels, libvirt/QEMU on aarch64 Linux).
+DEFAULT_BOXES = {"amd64": "debian/trixie64", "arm64": "bento/debian-13"}
+MIN_VIRTUALBOX_ARM64 = (7, 1)
+
+
 class Box(_Strict):
     """The Vagrant base box."""
 
-    name: str = "debian/trixie64"
+    name: str | None = None  # None: DEFAULT_BOXES for the host's architecture
     version: str | None = None
     local: bool = False  # true: built here by `./kit box.build` (libvirt only)
     suite: str = "trixie"  # Debian suite of a local box
@@ -353,6 +360,7 @@ class HostContext:
     providers: tuple[str, ...] = ("libvirt",)
     routes: tuple[Route, ...] = ()
     has_kvm: bool = True
+    arch: str = "amd64"  # the host's architecture, Debian's name (the VMs run the same)
     # Host-only ranges VirtualBox allows: its default, or /etc/vbox/networks.conf's.
     virtualbox_ranges: tuple[ipaddress.IPv4Network, ...] = (VIRTUALBOX_HOSTONLY_RANGE,)
 
@@ -382,6 +390,12 @@ class Resolved:
     sources: tuple[str, ...]
     root: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    arch: str = "amd64"
+
+    @property
+    def box_name(self) -> str:
+        """The box Vagrant boots: the config's, else the default for the host's architecture."""
+        return self.config.box.name or DEFAULT_BOXES.get(self.arch) or DEFAULT_BOXES["amd64"]
 
     @property
     def control_plane(self) -> ResolvedNode:
@@ -419,7 +433,8 @@ class Resolved:
         return {
             "name": cfg.name,
             "provider": self.provider,
-            "box": cfg.box.model_dump(),
+            "box": {**cfg.box.model_dump(), "name": self.box_name},
+            "arch": self.arch,
             "boot_timeout": cfg.boot_timeout,
             "nodes": [vars(n) for n in self.nodes],
             "network": {
@@ -646,6 +661,12 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
         raise ConfigError(source, [_problem_from_pydantic(e) for e in exc.errors()]) from None
     provider = _pick_provider(cfg.provider, host)
     problems, nodes = _cross_checks(cfg, provider, host)
+    if cfg.box.name is None and host.arch not in DEFAULT_BOXES:
+        problems.append(Problem("box.name", _MISSING, f"there is no default box for a {host.arch} host", f"name a Debian 13 box built for {host.arch} in box.name"))
+    if cfg.box.local and host.arch != "amd64":
+        problems.append(Problem("box.local", True, f"box.build makes amd64 boxes; this host is {host.arch}", "set box.local: false (the default box fits your machine)"))
+    if cfg.box.local and cfg.box.name is None:
+        problems.append(Problem("box.name", _MISSING, "a local box needs its name in Vagrant", "set box.name: labkit/trixie (the name `./kit box.build` adds it as)"))
     if cfg.box.local and provider != "libvirt":
         problems.append(
             Problem(
@@ -661,7 +682,7 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
     driver = cfg.libvirt.driver
     if driver == "auto":
         driver = "kvm" if host.has_kvm else "qemu"
-    return Resolved(cfg, provider, tuple(nodes), driver, tuple(sources or (source,)), root)
+    return Resolved(cfg, provider, tuple(nodes), driver, tuple(sources or (source,)), root, arch=host.arch)
 
 
 def load(config_path: Path, host: HostContext) -> Resolved:

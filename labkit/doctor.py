@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from labkit.config import VIRTUALBOX_HOSTONLY_RANGE, Resolved, route_collisions
+from labkit.config import DEFAULT_BOXES, MIN_VIRTUALBOX_ARM64, VIRTUALBOX_HOSTONLY_RANGE, Resolved, route_collisions
 from labkit.host import HostFacts
 
 Status = Literal["ok", "warn", "fail"]
@@ -188,9 +188,22 @@ def check_ansible(facts: HostFacts, cfg: Resolved) -> Check:
     return Check("ansible", "ok", f"ansible-core {facts.ansible_version}")
 
 
+def check_box(facts: HostFacts, cfg: Resolved) -> Check:
+    """Which box and provider `up` will use, and whether they fit this host's architecture."""
+    chosen = "from box.name" if cfg.config.box.name else f"the default for {facts.arch}"
+    detail = f"{cfg.box_name} ({chosen}) on {cfg.provider}, for a {facts.arch} host"
+    old_vbox = bool(facts.virtualbox_version) and _ver(str(facts.virtualbox_version).split("r")[0])[:2] < MIN_VIRTUALBOX_ARM64
+    if facts.arch == "arm64" and cfg.provider == "virtualbox" and old_vbox:
+        return Check("box", "fail", f"{detail}; VirtualBox {facts.virtualbox_version}", "VirtualBox runs arm64 guests from 7.1 on: upgrade it (or use VMware/Parallels)")
+    if cfg.config.box.name is None and facts.arch not in DEFAULT_BOXES:
+        return Check("box", "fail", detail, f"name a Debian 13 box built for {facts.arch} in box.name")
+    return Check("box", "ok", detail)
+
+
 CHECKS: tuple[Callable[[HostFacts, Resolved], Check | None], ...] = (
     check_vagrant,
     check_provider,
+    check_box,
     check_virtualization,
     check_memory,
     check_cpus,

@@ -38,6 +38,7 @@ class HostFacts:
     vbox_networks_conf: str | None = None
     python_version: tuple[int, int] = (3, 11)
     ansible_version: str | None = None
+    arch: str = "amd64"
     extra: dict[str, str] = field(default_factory=dict)
 
     def providers(self) -> tuple[str, ...]:
@@ -50,7 +51,13 @@ class HostFacts:
 
     def context(self) -> HostContext:
         """The subset config validation uses."""
-        return HostContext(system=self.system, providers=self.providers(), routes=self.routes, has_kvm=self.dev_kvm)
+        return HostContext(system=self.system, providers=self.providers(), routes=self.routes, has_kvm=self.dev_kvm, arch=self.arch)
+
+
+def arch() -> str:
+    """The Debian name of this machine's architecture (the VMs run the same)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
 def _out(argv: list[str], timeout: float = 20) -> str | None:
@@ -98,7 +105,7 @@ def context() -> HostContext:
         providers.append("libvirt")
     if shutil.which("VBoxManage"):
         providers.append("virtualbox")
-    return HostContext(system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists())
+    return HostContext(system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch())
 
 
 def _vagrant_plugins() -> tuple[str, ...]:
@@ -165,4 +172,5 @@ def gather(state_dir: Path) -> HostFacts:
         vbox_networks_conf=conf.read_text() if conf.exists() else None,
         python_version=sys.version_info[:2],
         ansible_version=ansible_version,
+        arch=arch(),
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def host_arch() -> str:
     """The Debian name of this machine's architecture (the VMs run the same)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return host.arch()
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -196,7 +194,7 @@ class Kit:
     # ----------------------------------------------------------------- box
     def box_spec(self, resolved: Resolved) -> box.BoxSpec:
         b = resolved.config.box
-        return box.BoxSpec(name=b.name, suite=b.suite, mirror=b.mirror)
+        return box.BoxSpec(name=resolved.box_name, suite=b.suite, mirror=b.mirror)
 
     def build_box(self, force: bool = False) -> Path:
         resolved = self.resolve()
@@ -372,7 +370,7 @@ class Kit:
 
         pool = resolved.config.libvirt.storage_pool
         if box_volume:
-            for vol in libvirt.remove_box_volumes(resolved.config.box.name, pool):
+            for vol in libvirt.remove_box_volumes(resolved.box_name, pool):
                 self.say(f"    removed the box's base volume {vol} from pool {pool}")
         left = libvirt.leftovers(f"{resolved.config.name}-", pool)
         if not left.empty():

@@ -106,3 +106,35 @@ def test_every_molecule_scenario_is_run_by_the_suite() -> None:
 
     root = Path(__file__).resolve().parents[2] / "molecule"
     assert sorted(SCENARIOS) == sorted(p.parent.name for p in root.glob("*/molecule.yml"))
+
+
+FAKE_KIT = """#!/bin/sh
+# Recording test double for ./kit: logs the arguments it was handed.
+echo "$@" > "$(dirname "$0")/kit.args"
+"""
+
+
+def test_a_bare_invoke_hands_the_command_over_to_kit(tmp_path: Path) -> None:
+    """tasks.py under an Invoke whose Python lacks the kit's requirements (here: no
+    labkit importable at all) re-runs the same command through ./kit, which builds .venv."""
+    (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    kit = tmp_path / "kit"
+    kit.write_text(FAKE_KIT)
+    kit.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LABKIT_HANDED_OVER")}
+    code = "import sys; sys.argv = ['invoke', 'up', '--locked']; import tasks"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "handing over to ./kit" in proc.stderr
+    assert (tmp_path / "kit.args").read_text().split() == ["up", "--locked"]
+    again = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
+        cwd=tmp_path,
+        env={**env, "LABKIT_HANDED_OVER": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 1 and "the kit's environment is broken" in again.stderr and "Traceback" not in again.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from labkit import doctor
-from labkit.config import HostContext, Resolved, Route, load
+from labkit.config import ConfigError, HostContext, Resolved, Route, load
 from labkit.host import HostFacts
 from tests.unit.test_config_errors import VALID, write
 
@@ -98,3 +98,29 @@ def test_virtualbox_range_follows_networks_conf(vbox_cfg: Resolved) -> None:
     row = rows(facts, vbox_cfg)["virtualbox host-only range"]
     assert row.status == "fail"
     assert "networks.conf" in row.remedy
+
+
+@pytest.mark.parametrize(
+    ("arch", "provider", "vbox", "box", "status"),
+    [
+        ("amd64", "libvirt", None, "debian/trixie64 (the default for amd64) on libvirt", "ok"),
+        ("arm64", "libvirt", None, "bento/debian-13 (the default for arm64) on libvirt", "ok"),
+        ("arm64", "virtualbox", "7.1.6r167084", "bento/debian-13 (the default for arm64) on virtualbox", "ok"),
+        ("arm64", "virtualbox", "7.0.20r163906", "bento/debian-13 (the default for arm64) on virtualbox", "fail"),
+    ],
+)
+def test_doctor_says_which_box_and_provider_up_uses_for_the_hosts_architecture(tmp_path: Path, arch: str, provider: str, vbox: str | None, box: str, status: str) -> None:
+    text = VALID.replace("provider: libvirt", f"provider: {provider}")
+    resolved = load(write(tmp_path, text), HostContext(providers=(provider,), arch=arch))
+    row = doctor.check_box(replace(GOOD, arch=arch, virtualbox_version=vbox), resolved)
+    assert (row.status, row.detail.split(", for")[0].split(";")[0]) == (status, box)
+    assert resolved.to_dict()["box"]["name"] == box.split()[0]
+
+
+def test_a_named_box_is_kept_and_a_local_box_needs_an_amd64_host(tmp_path: Path) -> None:
+    named = load(write(tmp_path, VALID.replace("nodes:", "box: {name: my/debian}\nnodes:", 1)), HostContext(arch="arm64"))
+    assert named.box_name == "my/debian"
+    with pytest.raises(ConfigError, match=r"box\.local = True: box\.build makes amd64 boxes; this host is arm64"):
+        load(write(tmp_path, VALID.replace("nodes:", "box: {name: labkit/trixie, local: true}\nnodes:", 1)), HostContext(arch="arm64"))
+    with pytest.raises(ConfigError, match=r"box\.name: there is no default box for a riscv64 host"):
+        load(write(tmp_path, VALID), HostContext(arch="riscv64"))
