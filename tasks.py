@@ -22,6 +22,6 @@ except ImportError as exc:  # an Invoke outside the kit's environment
         sys.exit(f"✗ this Invoke's Python lacks the kit's requirements ({exc.name}), and {kit} cannot run here: use `./kit` from a POSIX shell (Linux, macOS, WSL)")
     print(f"invoke: this Python lacks the kit's requirements ({exc.name}); handing over to ./kit, which sets up .venv once", file=sys.stderr, flush=True)
     os.environ["LABKIT_HANDED_OVER"] = "1"
-    os.execv(str(kit), [str(kit), *sys.argv[1:]])
+    os.execv(str(kit), [str(kit), *sys.argv[1:]])  # noqa: S606 - our own front door, with the arguments Invoke got
 
 ns = namespace

@@ -479,7 +479,18 @@ def _ensure_host_packages(c: Context, full: bool) -> None:
         raise Exit(f"✗ missing {', '.join(missing)}: install them (Debian/Ubuntu: `sudo {' '.join(command)}`)", code=1)
     _say(f"installing the pinned host packages ({', '.join(missing)} missing)")
     _run(c, ["apt-get", "update", "-q"])
-    _run(c, command, DEBIAN_FRONTEND="noninteractive")
+    try:
+        _run(c, command, DEBIAN_FRONTEND="noninteractive")
+    except Exit:
+        # Debian moved on: a pinned version left the mirror. Take the current ones, which
+        # apt verifies through Debian's signed index, and say which pins moved.
+        _say("some pinned host packages are no longer on Debian's mirror: installing the current versions")
+        _run(c, ["apt-get", "install", "-y", "-q", *(p.split("=")[0] for p in pins)], DEBIAN_FRONTEND="noninteractive")
+        for pin in pins:
+            name, _, want = pin.partition("=")
+            now = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, check=False).stdout
+            if now != want:
+                _say(f"  {name}: pinned {want}, now {now} (bump scripts/host-packages.txt)")
 
 
 def _vagrant_validate(c: Context) -> None:

@@ -233,17 +233,13 @@ def from_cache(cache_dir: Path, manifest: Any, versions: Mapping[str, str]) -> S
     is not pinned or not fetched yet."""
     from labkit import cache
     from labkit.errors import KitError
+    from labkit.lock import Lock
 
-    items, unpinned = {}, []
-    for name in sorted(CRD_ARTIFACTS):
-        try:
-            [items[name]] = cache.plan(cache.Manifest(artifacts={name: manifest.artifacts[name]}), versions, ["istio", "knative"], addons=["knative_eventing"])
-        except KitError:
-            unpinned.append(name)
-    if unpinned:
-        how = "a maintainer runs `./kit cache.pin`, then `./kit cache.fetch`, on a connected machine"
-        raise KitError(f"the CRD release files are not pinned for these versions: {', '.join(unpinned)} ({how})")
+    wanted = cache.Manifest(artifacts={name: manifest.artifacts[name] for name in CRD_ARTIFACTS})
+    items = {i.name: i for i in cache.plan(wanted, versions, ["istio", "knative"], addons=["knative_eventing"], lock=Lock(cache_dir))}
     absent = [name for name in CRD_ARTIFACTS if cache.state_of(cache_dir, items[name]) != "present"]
     if absent:
-        raise KitError(f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` (with istio, knative and addons.knative_eventing on)")
+        raise KitError(
+            f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` on a connected machine (with istio, knative and addons.knative_eventing on)"
+        )
     return Schemas.of(crd for name in CRD_ARTIFACTS for crd in crds_in(cache_dir / items[name].relpath()))

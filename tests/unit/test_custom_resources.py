@@ -2,8 +2,8 @@
 
 The CRDs are upstream release files in the artifact cache (Istio's base chart, Knative's
 serving and eventing CRD manifests), read by labkit.crds (tested in test_crds.py). Where
-the cache does not hold them yet (a machine without upstream access, before a maintainer
-pins and fetches them), the check is skipped with the reason; after `./kit cache.fetch`
+the cache does not hold them yet (a machine without upstream access, before anyone
+fetched them), the check is skipped with the reason; after `./kit cache.fetch`
 it runs here, and the e2e suite runs it as well as a server-side dry run.
 """
 

@@ -221,3 +221,16 @@ def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: Regist
     arm = json.loads(Registry.manifests[("knative/controller", "v1")][0])["manifests"][1]["digest"]
     assert oci.missing_blobs(cache_dir / "oci", index_digest, "arm64") == []
     assert (cache_dir / "oci/blobs/sha256" / arm.removeprefix("sha256:")).exists()
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "ref", "url"),
+    [
+        ({}, "busybox:1.37.0", "https://registry-1.docker.io/v2/library/busybox/manifests/1.37.0"),
+        ({}, "registry.k8s.io/pause:3.10.2", "https://registry.k8s.io/v2/pause/manifests/3.10.2"),
+        ({"docker.io": "https://harbor.example/dockerhub-proxy"}, "busybox:1.37.0", "https://harbor.example/v2/dockerhub-proxy/library/busybox/manifests/1.37.0"),
+        ({"registry.k8s.io": "http://127.0.0.1:8791/"}, "registry.k8s.io/pause:3.10.2", "http://127.0.0.1:8791/v2/pause/manifests/3.10.2"),
+    ],
+)
+def test_a_registry_mirror_with_a_path_prefixes_the_repository(endpoints: dict[str, str], ref: str, url: str) -> None:
+    assert RegistryClient(endpoints=endpoints)._url(ImageRef.parse(ref), "manifests/" + ImageRef.parse(ref).tag) == url
