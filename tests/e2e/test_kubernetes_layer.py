@@ -1,8 +1,8 @@
 """End-to-end suite of the Kubernetes layer (marker `k8s`; `./kit test.e2e`).
 
-It needs a connected machine: the artifact cache must hold the pinned upstream
-Kubernetes binaries, manifests and images (`./kit cache.pin` once by a maintainer, then
-`./kit cache.fetch`). Without them it is skipped with the reason printed; nothing here
+It needs a connected machine: the artifact cache must hold the upstream Kubernetes
+binaries, manifests and images (`LABKIT_CONFIG=tests/e2e/k8s-cluster.yml ./kit
+cache.fetch` fetches and pins them; the suite itself never reaches upstream). Without them it is skipped with the reason printed; nothing here
 stands in for Kubernetes. It boots tests/e2e/k8s-cluster.yml with `./kit up` and checks
 what a student relies on: nodes Ready on their private addresses, DNS from a pod,
 pod-to-pod traffic across nodes, a NodePort reached from the host, metrics-server, a

@@ -414,3 +414,11 @@ def test_a_pinned_deb_gone_from_the_mirror_moves_on_through_the_signed_index(tmp
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400), st.text(min_size=1, max_size=40))
+def test_any_checksum_file_or_chart_index_gives_a_hash_or_none_never_a_traceback(text: str, name: str) -> None:
+    for parse in (parse_checksum_file, parse_chart_index):
+        got = parse(text, name)
+        assert got is None or (len(got) == 64 and all(c in "0123456789abcdef" for c in got))
