@@ -441,7 +441,7 @@ def fetch(
             pull_images(item, target)  # the file is here; only the images it pins are not
             return Outcome(item, "fetched", "the cache", expected)
         target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f".{target.name}.part")
+        part = target.with_name(f".{target.name}.{item.arch}.part")  # one per item: a .deb for "all" is one file for two arches
         fetched_from = mirrors.rewrite(item.url)
         try:
             _download(fetched_from, part, lambda total: reporter.start(item, total), lambda n: reporter.advance(item, n), timeout, stop)

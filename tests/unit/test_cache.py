@@ -158,7 +158,7 @@ def test_fetch_resumes_a_partial_download(server: str, tmp_path: Path) -> None:
     item = cache.plan(manifest(server, tmp_path), VERSIONS, [])[0]
     target = tmp_path / "c" / item.relpath()
     target.parent.mkdir(parents=True)
-    target.with_name(f".{target.name}.part").write_bytes(PAYLOAD[:300_000])
+    target.with_name(f".{target.name}.amd64.part").write_bytes(PAYLOAD[:300_000])
     assert cache.fetch(tmp_path / "c", [item]).errors == []
     assert RangeHandler.log == [("/c/containerd-2.3.4-linux-amd64.tar.gz", "bytes=300000-")]
     assert target.read_bytes() == PAYLOAD
