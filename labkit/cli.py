@@ -406,7 +406,7 @@ def cache_serve(c: Context) -> None:
     from labkit import serve
 
     resolved = kit().resolve()
-    with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
+    with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]) as url:
         _say(f"serving {resolved.cache_dir} at {url} — Ctrl-C to stop")
         threading.Event().wait()
 
@@ -568,6 +568,17 @@ def lab_ladder(c: Context) -> None:
     _say(f"wrote {data} and {png}")
 
 
+@task(name="bench", help={"mib": "Size of the blob (MiB, default 200).", "clients": "Concurrent pulls (default 50)."})
+@friendly
+def cache_bench(c: Context, mib: int = 200, clients: int = 50) -> None:
+    """Benchmark the cache server's registry endpoint against CNCF Distribution (docker-registry) on loopback, side by side."""
+    from labkit import servebench
+
+    results = servebench.run(mib=mib, clients=clients, say=_say)
+    for line in servebench.report(results, mib, clients):
+        _say(line)
+
+
 @task(name="samples")
 @friendly
 def cache_samples(c: Context) -> None:
@@ -580,7 +591,7 @@ def cache_samples(c: Context) -> None:
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench, budget)
 namespace.add_collection(Collection("box", build))
-namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples))
+namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples, cache_bench))
 namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot, lab_ladder))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)

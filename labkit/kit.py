@@ -241,7 +241,7 @@ class Kit:
         """Run site.yml while the host serves the cache on its private-network address."""
         from labkit import serve
 
-        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port) as url:
+        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]) as url:
             self.say(f"    serving the artifact cache at {url} (until the playbooks end)")
             return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env, state_dir=self.state_dir)
 
@@ -464,5 +464,5 @@ class Kit:
         self.lab_require_layers(lab)
         resolved = self.resolve()
         inv = self.write_inventory(resolved)
-        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port):
+        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]):
             return runner.playbook(self.root, str(lab.path / "solution.yml"), inv, emit=self.say, state_dir=self.state_dir)

@@ -1,102 +1,144 @@
-"""Serve the artifact cache to the nodes over HTTP (read-only).
+"""Serve the artifact cache to the nodes over HTTP (read-only, bounded, only to the cluster).
 
 ``/debs/`` is a flat apt repository (``deb [trusted=yes] URL/debs/ ./``; its Packages
 index is generated from the .deb files themselves when the server starts), ``/files/``
-the release files, in the layout of ``cache.Item.relpath()``.  `./kit up` and
-`./kit provision` start it on the host's address on the private network for the
-duration of the playbooks and stop it afterwards; ``python -m labkit.serve`` runs it
-alone (Molecule, debugging).
+the release files, in the layout of ``cache.Item.relpath()``, and ``/v2/`` a read-only
+OCI distribution endpoint (pulls only).  `./kit up` and `./kit provision` start it on the
+host's address on the private network for the duration of the playbooks and stop it
+afterwards; ``python -m labkit.serve`` runs it alone (Molecule, CI's upstream double).
+
+It is built on aiohttp (already installed with the Kubernetes client), which streams
+files from disk with ``sendfile`` and HTTP Range support, so memory stays flat whatever
+the blob size and however many nodes pull at once. Safety:
+
+- only regular files inside the served folder are ever answered (no ``..``, no symlink
+  that leads out, no directory listings);
+- repository names, tags and digests are checked against the OCI distribution grammar
+  before any path is built from them;
+- only clients on the allowed networks (loopback and the cluster's) get an answer;
+- at most ``max_active`` requests are served at once; the others wait their turn.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
-import functools
-import http.server
+import ipaddress
 import json
 import re
 import signal
 import threading
-import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from aiohttp import web
 
 from labkit.debs import packages_index
 from labkit.errors import KitError
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
+# The OCI distribution spec's grammar (distribution-spec, "Pulling manifests").
+NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$")  # containerd's ?ns=
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
+MAX_MANIFEST = 4 << 20
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Static files, plus a read-only OCI distribution endpoint under /v2/ (pulls only).
+def _error(status: int, code: str) -> web.Response:
+    return web.json_response({"errors": [{"code": code}]}, status=status, headers=API_HEADERS)
 
-    Images live in ``oci/blobs/sha256/<hex>`` (content-addressed, so a digest-pinned
-    reference resolves whatever the repository name) and ``oci/tags/<name>/<tag>``
-    (a file holding the manifest's digest).
-    """
 
-    def do_GET(self) -> None:
-        if self.path.startswith("/v2/"):
-            self._registry(send_body=True)
-        else:
-            super().do_GET()
+class Cache:
+    """The request handlers over one served folder."""
 
-    def do_HEAD(self) -> None:
-        if self.path.startswith("/v2/"):
-            self._registry(send_body=False)
-        else:
-            super().do_HEAD()
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
 
-    def _registry(self, send_body: bool) -> None:
-        root = Path(self.directory) / "oci"
-        url = urllib.parse.urlsplit(self.path)
-        path = url.path
+    def inside(self, relative: str) -> Path | None:
+        """The regular file ``relative`` names inside the folder, or None (never outside it)."""
+        if "\x00" in relative or any(part in ("..", ".") for part in relative.split("/")):
+            return None
+        path = self.root / relative.lstrip("/")
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        if not real.is_relative_to(self.root) or not real.is_file():
+            return None
+        return real
+
+    async def files(self, request: web.Request) -> web.StreamResponse:
+        path = self.inside(request.match_info["path"])
+        if path is None:
+            raise web.HTTPNotFound()
+        return web.FileResponse(path, chunk_size=1 << 18)
+
+    async def v2(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({}, headers=API_HEADERS)
+
+    async def registry(self, request: web.Request) -> web.StreamResponse:
+        name, kind, ref = request.match_info["name"], request.match_info["kind"], request.match_info["ref"]
         # As a mirror, containerd asks for the repository without its registry and names
         # the registry in ?ns= (registry.k8s.io, labkit.local, ...).
-        ns = urllib.parse.parse_qs(url.query).get("ns", [""])[0]
-        if path in ("/v2/", "/v2"):
-            self._send(200, b"{}", "application/json", send_body)
-            return
-        m = re.match(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/]+)$", path)
-        if m is None or ".." in m.group("name") or ".." in ns or "/" in ns:
-            self._send(404, b'{"errors":[{"code":"NAME_UNKNOWN"}]}', "application/json", send_body)
-            return
-        ref = m.group("ref")
-        if not _DIGEST.match(ref):
-            candidates = [root / "tags" / ns / m.group("name") / ref] if ns else []
-            candidates.append(root / "tags" / m.group("name") / ref)
-            tag_file = next((c for c in candidates if c.is_file()), None)
-            ref = tag_file.read_text().strip() if m.group("kind") == "manifests" and tag_file is not None else ""
-        blob = root / "blobs" / "sha256" / ref.removeprefix("sha256:") if _DIGEST.match(ref) else None
-        if blob is None or not blob.is_file():
-            code = "MANIFEST_UNKNOWN" if m.group("kind") == "manifests" else "BLOB_UNKNOWN"
-            self._send(404, f'{{"errors":[{{"code":"{code}"}}]}}'.encode(), "application/json", send_body)
-            return
+        ns = request.query.get("ns", "")
+        if not NAME.match(name) or (ns and not REGISTRY.match(ns)):
+            return _error(404, "NAME_INVALID" if not NAME.match(name) else "NAME_UNKNOWN")
+        unknown = "MANIFEST_UNKNOWN" if kind == "manifests" else "BLOB_UNKNOWN"
+        digest = ref
+        if not DIGEST.match(ref):
+            if kind != "manifests" or not TAG.match(ref):
+                return _error(404, unknown)
+            candidates = ([f"oci/tags/{ns}/{name}/{ref}"] if ns else []) + [f"oci/tags/{name}/{ref}"]
+            tag = next((p for c in candidates if (p := self.inside(c)) is not None), None)
+            digest = tag.read_text(errors="replace").strip()[:80] if tag is not None else ""
+            if not DIGEST.match(digest):
+                return _error(404, unknown)
+        blob = self.inside(f"oci/blobs/sha256/{digest.removeprefix('sha256:')}")
+        if blob is None:
+            return _error(404, unknown)
+        headers = {**API_HEADERS, "Docker-Content-Digest": digest}
+        if kind == "blobs":
+            return web.FileResponse(blob, chunk_size=1 << 18, headers={**headers, "Content-Type": "application/octet-stream"})
+        if blob.stat().st_size > MAX_MANIFEST:
+            return _error(404, unknown)
         body = blob.read_bytes()
-        ctype = "application/octet-stream"
-        if m.group("kind") == "manifests":
-            ctype = json.loads(body).get("mediaType", _MANIFEST_TYPES[0])
-        self._send(200, body, ctype, send_body, digest=ref)
+        try:
+            media = json.loads(body).get("mediaType") or MANIFEST_TYPES[0]
+        except (ValueError, AttributeError):
+            return _error(404, unknown)
+        return web.Response(body=body if request.method == "GET" else None, headers={**headers, "Content-Type": media, "Content-Length": str(len(body))})
 
-    def _send(self, status: int, body: bytes, ctype: str, send_body: bool, digest: str | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
-        if digest:
-            self.send_header("Docker-Content-Digest", digest)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
 
-    def list_directory(self, path: str) -> None:  # type: ignore[override]
-        self.send_error(404, "no listings")
+def _guard(allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network], max_active: int) -> Callable[..., Awaitable[web.StreamResponse]]:
+    gate = asyncio.Semaphore(max_active)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            client = ipaddress.ip_address((request.remote or "").split("%")[0])
+        except ValueError:
+            raise web.HTTPForbidden() from None
+        if not any(client in net for net in allow):
+            raise web.HTTPForbidden()
+        async with gate:
+            return await handler(request)
+
+    return guard
+
+
+def app(cache_dir: Path, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = LOOPBACK, max_active: int = 32) -> web.Application:
+    handlers = Cache(cache_dir)
+    application = web.Application(middlewares=[_guard(allow, max_active)])
+    registry = r"/v2/{name:[^?]+}/{kind:manifests|blobs}/{ref:[^/]+}"
+    application.router.add_get("/v2/", handlers.v2)  # add_get answers HEAD too
+    application.router.add_get(registry, handlers.registry)
+    application.router.add_get("/{path:(?!v2/).+}", handlers.files)
+    return application
 
 
 def prepare(cache_dir: Path) -> None:
@@ -109,22 +151,52 @@ def prepare(cache_dir: Path) -> None:
     tmp.replace(index)
 
 
+def default_allow(host: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Loopback, and the /24 of the address served on (the cluster's private network)."""
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(LOOPBACK)
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host)
+        if not address.is_loopback and not address.is_unspecified:
+            nets.append(ipaddress.ip_network(f"{host}/24", strict=False))
+    return nets
+
+
 @contextmanager
-def serving(cache_dir: Path, host: str, port: int) -> Iterator[str]:
-    """Serve ``cache_dir`` on host:port in a background thread; yield the base URL."""
+def serving(cache_dir: Path, host: str, port: int, *, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None, max_active: int = 32) -> Iterator[str]:
+    """Serve ``cache_dir`` on host:port from a background thread; yield the base URL."""
     prepare(cache_dir)
-    handler = functools.partial(_Handler, directory=str(cache_dir))
-    try:
-        httpd = http.server.ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise KitError(f"cannot serve the artifact cache on {host}:{port}: {exc.strerror}. Is another `./kit` running, or is {host} not on this host?") from exc
-    thread = threading.Thread(target=httpd.serve_forever, name="labkit-cache", daemon=True)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app(cache_dir, allow or default_allow(host), max_active), access_log=None, handle_signals=False)
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, host, port, backlog=128, reuse_address=True).start())
+        except OSError as exc:
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="labkit-cache", daemon=True)
     thread.start()
+    started.wait(30)
+    if failure:
+        loop.run_until_complete(runner.cleanup()) if not loop.is_running() else None
+        loop.close()
+        exc = failure[0]
+        raise KitError(f"cannot serve the artifact cache on {host}:{port}: {getattr(exc, 'strerror', exc)}. Is another `./kit` running, or is {host} not on this host?")
     try:
         yield f"http://{host}:{port}"
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
 
 
 def main() -> None:
@@ -132,13 +204,17 @@ def main() -> None:
     parser.add_argument("cache_dir", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--allow", action="append", type=ipaddress.ip_network, help="a network whose clients get answers (repeatable; default: loopback and the host's /24)")
     args = parser.parse_args()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serving(args.cache_dir, args.host, args.port) as url:
-        print(f"serving {args.cache_dir} at {url}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+    try:
+        with serving(args.cache_dir, args.host, args.port, allow=[*LOOPBACK, *args.allow] if args.allow else None) as url:
+            print(f"serving {args.cache_dir} at {url}", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except KitError as exc:
+        raise SystemExit(f"✗ {exc}") from None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
-"""The benchmark's report, on figures recorded from a CI run (QEMU emulation)."""
+"""The benchmarks: the provisioning report on figures recorded from a CI run (QEMU
+emulation), and the cache server's benchmark against its peer on a tiny blob."""
 
 from __future__ import annotations
+
+import shutil
+
+import pytest
 
 from labkit.bench import TUNED, report
 
@@ -26,3 +31,13 @@ def test_tagged_report_compares_only_the_tagged_roles() -> None:
     row = next(line for line in lines if line.strip().startswith("node_network"))
     assert row.split()[1:] == ["7.5", "24.3", "8.5"]
     assert next(line for line in lines if line.strip().startswith("gather_facts")).split()[-1] == "-"
+
+
+@pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("curl") is None, reason="needs the peer, Debian's docker-registry (scripts/host-packages.txt)")
+def test_the_cache_benchmark_pulls_the_same_blob_from_both_servers() -> None:
+    from labkit import servebench
+
+    results = servebench.run(mib=2, clients=3, say=lambda _: None)
+    assert [r.ok for r in results] == [3, 3]  # every pull complete, from the peer and from ours
+    lines = servebench.report(results, 2, 3)
+    assert "ours / peer: throughput" in lines[-1] and all(r.peak_rss_mib > 0 for r in results)
