@@ -16,6 +16,7 @@ checksum; ``require_complete()`` stops provisioning before any node changes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 import shutil
@@ -339,8 +340,13 @@ def _download(url: str, part: Path, expected_size: Callable[[int | None], None],
         if exc.code == 416 and have:  # already complete
             return
         raise _HTTPStatus(exc.code, f"{url} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            free = shutil.disk_usage(part.parent).free >> 20
+            raise KitError(f"the disk holding the cache is full ({free} MiB free in {part.parent}): free space, then run the same command again to resume") from None
         raise KitError(f"cannot download {url} ({getattr(exc, 'reason', exc)}); run the same command again to resume") from None
+    except (TimeoutError, ValueError) as exc:
+        raise KitError(f"cannot download {url} ({exc}); run the same command again to resume") from None
 
 
 class _HTTPStatus(KitError):
@@ -397,7 +403,7 @@ def fetch(
     stop = stop or threading.Event()
     from labkit.registry import RegistryClient, digest_refs
 
-    registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout)
+    registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout, stop=stop)
     outcomes: list[Outcome] = []
     todo = []
     for item, st in status(cache_dir, items):

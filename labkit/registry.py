@@ -14,15 +14,19 @@ registries announce them in ``WWW-Authenticate``, and redirects to blob storage 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import KitError
 from labkit.oci import platform_manifest, tag_image, write_atomic
@@ -32,6 +36,7 @@ MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd
 ACCEPT = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 DOCKER_HUB = "registry-1.docker.io"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_MANIFEST = 4 << 20  # manifests and indexes are kilobytes; a larger answer is not one
 
 
 def digest_refs(text: str) -> list[str]:
@@ -83,8 +88,9 @@ class RegistryClient:
     Artifactory's proxy projects have, prefixes the repository); the default is
     ``https://<registry>``."""
 
-    def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60) -> None:
+    def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60, stop: threading.Event | None = None) -> None:
         self.endpoints = dict(endpoints or {})
+        self.stop = stop or threading.Event()  # set: pulls end at their next chunk (Ctrl-C)
         self.timeout = timeout
         self._tokens: dict[tuple[str, str], str] = {}
         self._opener = urllib.request.build_opener(_NoRedirect)
@@ -116,16 +122,20 @@ class RegistryClient:
             raise KitError(f"{ref}: the registry's token service gave no token")
         return str(token)
 
-    def _get(self, ref: ImageRef, path: str, accept: str = "") -> tuple[bytes, str]:
+    @contextlib.contextmanager
+    def _open(self, ref: ImageRef, path: str, accept: str = "") -> Iterator[Any]:
+        """The response for ``path``: the registry's token fetched when it asks for one,
+        a redirect to blob storage followed without it (and its own redirects followed)."""
         url = self._url(ref, path)
         key = (ref.registry, ref.repository)
+        resp = None
         for attempt in range(2):
             headers = {"Accept": accept} if accept else {}
             if key in self._tokens:
                 headers["Authorization"] = f"Bearer {self._tokens[key]}"
             try:
-                with self._opener.open(urllib.request.Request(url, headers=headers), timeout=self.timeout) as resp:  # noqa: S310 - registry URL
-                    return resp.read(), resp.headers.get("Content-Type", "")
+                resp = self._opener.open(urllib.request.Request(url, headers=headers), timeout=self.timeout)  # noqa: S310 - registry URL
+                break
             except urllib.error.HTTPError as exc:
                 if exc.code == 401 and attempt == 0:
                     self._tokens[key] = self._token(exc.headers.get("WWW-Authenticate", ""), ref)
@@ -133,14 +143,28 @@ class RegistryClient:
                 if exc.code in (301, 302, 303, 307, 308) and exc.headers.get("Location"):
                     target = urllib.parse.urljoin(url, exc.headers["Location"])
                     try:  # blob storage: plain HTTP, its own redirects followed
-                        with urllib.request.urlopen(target, timeout=self.timeout) as resp:  # noqa: S310 - the registry's redirect
-                            return resp.read(), resp.headers.get("Content-Type", "")
+                        resp = urllib.request.urlopen(target, timeout=self.timeout)  # noqa: S310 - the registry's redirect
+                        break
                     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as err:
                         raise KitError(f"{ref}: {url} redirected to {target}, which failed ({getattr(err, 'reason', err)})") from None
                 raise KitError(f"{ref}: {url} answered HTTP {exc.code}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                raise KitError(f"{ref}: cannot reach {url} ({exc})") from None
-        raise KitError(f"{ref}: {url} refused the registry's own token")
+                raise KitError(f"{ref}: cannot reach {url} ({getattr(exc, 'reason', exc)})") from None
+        if resp is None:
+            raise KitError(f"{ref}: {url} refused the registry's own token")
+        with resp:
+            yield resp
+
+    def _get(self, ref: ImageRef, path: str, accept: str = "", limit: int = MAX_MANIFEST) -> tuple[bytes, str]:
+        """A small document (manifest, index, token-guarded JSON), at most ``limit`` bytes."""
+        with self._open(ref, path, accept) as resp:
+            try:
+                body = resp.read(limit + 1)
+            except (OSError, TimeoutError) as exc:
+                raise KitError(f"{ref}: reading {path} failed ({exc})") from None
+            if len(body) > limit:
+                raise KitError(f"{ref}: {path} is larger than {limit >> 20} MiB: not a manifest")
+            return body, resp.headers.get("Content-Type", "")
 
     def platform_digest(self, ref: ImageRef, arch: str) -> str:
         """The digest (``sha256:…``) of the image manifest of ``ref`` for linux/``arch``."""
@@ -182,9 +206,10 @@ class RegistryClient:
         if "manifests" in doc:
             raise KitError(f"{ref}: {digest} is an index; the manifest pins one architecture's image")
         for blob in [doc["config"], *doc.get("layers", [])]:
-            self._blob(ref, f"blobs/{blob['digest']}", blob["digest"], store, "", progress)
+            self._layer(ref, blob["digest"], store, progress)
 
     def _blob(self, ref: ImageRef, path: str, digest: str, store: Path, accept: str, progress: Callable[[int], None]) -> bytes:
+        """A manifest or index, kept in the store once its digest is checked."""
         target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
         if target.is_file() and "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest() == digest:
             return target.read_bytes()
@@ -195,3 +220,37 @@ class RegistryClient:
         write_atomic(target, data)
         progress(len(data))
         return data
+
+    def _layer(self, ref: ImageRef, digest: str, store: Path, progress: Callable[[int], None]) -> None:
+        """A config or layer, streamed to disk and hashed on the way (memory stays flat),
+        kept only once its digest is checked; stops at the next chunk when asked to."""
+        target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
+        if target.is_file() and _sha256_file(target) == digest:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        hasher = hashlib.sha256()
+        try:
+            with self._open(ref, f"blobs/{digest}") as resp, part.open("wb") as out:
+                while chunk := resp.read(1 << 18):
+                    if self.stop.is_set():
+                        raise KitError(f"{ref}: interrupted")
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    progress(len(chunk))
+            got = "sha256:" + hasher.hexdigest()
+            if got != digest:
+                raise KitError(f"{ref}: blobs/{digest} has digest {got}, not the pinned {digest}; nothing was stored")
+            part.replace(target)
+        except OSError as exc:
+            raise KitError(f"{ref}: storing blobs/{digest} in {store} failed ({exc.strerror or exc})") from None
+        finally:
+            part.unlink(missing_ok=True)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()

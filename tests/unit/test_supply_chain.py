@@ -11,8 +11,11 @@ import hashlib
 import http.server
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -422,3 +425,78 @@ def test_any_checksum_file_or_chart_index_gives_a_hash_or_none_never_a_traceback
     for parse in (parse_checksum_file, parse_chart_index):
         got = parse(text, name)
         assert got is None or (len(got) == 64 and all(c in "0123456789abcdef" for c in got))
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+SLOW = os.urandom(1 << 20) * 24  # 24 MiB, served slowly
+
+
+class SlowUpstream(http.server.BaseHTTPRequestHandler):
+    """A test double of a slow release server: 64 KiB every 20 ms, with Range support."""
+
+    ranges: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        rng = self.headers.get("Range")
+        self.ranges.append(rng)
+        start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Length", str(len(SLOW) - start))
+        self.end_headers()
+        try:
+            for offset in range(start, len(SLOW), 1 << 16):
+                self.wfile.write(SLOW[offset : offset + (1 << 16)])
+                if not rng:
+                    time.sleep(0.02)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+INTERRUPTIBLE = """
+import sys
+from pathlib import Path
+from labkit import cache
+items = cache.plan(cache.load_manifest([Path(sys.argv[1])]), {}, [])
+try:
+    cache.fetch(Path(sys.argv[2]), items)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_a_fetch_hides_the_partial_file_and_a_rerun_resumes(tmp_path: Path) -> None:
+    SlowUpstream.ranges = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowUpstream)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/big.tgz"
+        manifest = tmp_path / "m.yml"
+        entry = {"kind": "file", "layer": "node", "version": "1", "versions": {"1": {"amd64": {"url": url, "sha256": sha(SLOW)}}}}
+        manifest.write_text(yaml.safe_dump({"artifacts": {"big": entry}}))
+        cache_dir = tmp_path / "c"
+        root = Path(__file__).resolve().parents[2]
+        child = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, str(manifest), str(cache_dir)], cwd=root, stdout=subprocess.PIPE, text=True)
+        target = cache_dir / "files/big/1/amd64/big.tgz"
+        part = target.with_name(".big.tgz.amd64.part")
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sent = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+        print(f"fetch stopped {time.monotonic() - sent:.2f} s after SIGINT")
+        assert child.returncode == 130 and "interrupted" in out
+        assert not target.exists()  # nothing half-written where the roles would read it
+        have = part.stat().st_size
+        assert 0 < have < len(SLOW)
+        assert cache.fetch(cache_dir, cache.plan(cache.load_manifest([manifest]), {}, [])).errors == []
+        assert SlowUpstream.ranges[-1] == f"bytes={have}-"  # resumed where it stopped
+        assert sha(target.read_bytes()) == sha(SLOW) and not part.exists()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
