@@ -61,9 +61,10 @@ class Cache:
 
     def inside(self, relative: str) -> Path | None:
         """The regular file ``relative`` names inside the folder, or None (never outside it)."""
-        if "\x00" in relative or any(part in ("..", ".") for part in relative.split("/")):
+        parts = [p for p in relative.split("/") if p not in ("", ".")]  # apt asks for /debs/./Packages
+        if "\x00" in relative or ".." in parts or not parts:
             return None
-        path = self.root / relative.lstrip("/")
+        path = self.root.joinpath(*parts)
         try:
             real = path.resolve(strict=True)
         except (OSError, RuntimeError):

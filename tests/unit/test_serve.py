@@ -65,6 +65,8 @@ def port(cache: Path) -> Iterator[int]:
 
 def test_release_files_are_served_and_nothing_outside_the_cache(port: int) -> None:
     assert request(port, "/files/tool/1/amd64/tool")[2] == b"a tool\n"
+    assert request(port, "/files/./tool/1/amd64/tool")[2] == b"a tool\n"  # apt asks for /debs/./Packages
+    assert request(port, "/debs/./Packages")[0] == 200
     for path in ("/files/escape", "/files/../../secret.txt", "/files/%2e%2e/%2e%2e/secret.txt", "/files/", "/files", "/../secret.txt", "/files/tool/1/amd64/tool%00"):
         status, _, body = request(port, path)
         assert status in (400, 404), (path, status)
