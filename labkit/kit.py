@@ -428,15 +428,17 @@ class Kit:
         self.lab_require_layers(lab)
         resolved = self.resolve()
         names = [n.name for n in resolved.nodes]
-        have = all(lab.snapshot in self._snapshot_lister()(n) for n in names)
-        if have:
+        lister = self._snapshot_lister()
+        lacking = [n for n in names if lab.snapshot not in lister(n)]
+        if not lacking:
             self.say(f"restoring the starting snapshot {lab.snapshot} of every node")
             self.vagrant().snapshot("restore", lab.snapshot, names)
             runner.close_ssh_masters(self.state_dir)
             action = "restored"
         else:
-            self.say(f"taking the starting snapshot {lab.snapshot} of every node (once per lab)")
-            self.vagrant().snapshot("save", lab.snapshot, names)
+            # Only where it is missing: an interrupted lab.start left it on some nodes.
+            self.say(f"taking the starting snapshot {lab.snapshot} of {', '.join(lacking)} (once per lab)")
+            self.vagrant().snapshot("save", lab.snapshot, lacking)
             action = "taken"
         labs.Progress(self.progress_path).started(lab)
         return action

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -255,8 +256,10 @@ class Nodes:
                 options["ssh_identity_file"] = hv["ansible_ssh_private_key_file"]
             if self.control_dir is not None:
                 self.control_dir.mkdir(parents=True, exist_ok=True)
-                # testinfra formats commands with %, so the ssh token %C is written %%C.
-                options.update(controlpath=str(self.control_dir / "ti-%%C"), controlpersist=120)
+                # testinfra formats commands with %, so the ssh token %C is written %%C; it
+                # puts the path into a shell command as it is, so it is quoted here (a
+                # checkout path with a space).
+                options.update(controlpath=shlex.quote(str(self.control_dir / "ti-%%C")), controlpersist=120)
             spec = f"ssh://{hv.get('ansible_user', 'vagrant')}@{hv['ansible_host']}:{hv.get('ansible_port', 22)}"
             self._hosts[name] = testinfra.get_host(spec, **options)
         return self._hosts[name]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labkit import labs
 from labkit.errors import KitError
@@ -153,3 +154,50 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
     assert nodes.image_ref == "labkit.local/x:1"
     with pytest.raises(KitError, match="node9 is not in the inventory"):
         nodes["node9"]
+
+
+def test_the_checks_reach_nodes_from_a_checkout_path_with_a_space(tmp_path: Path) -> None:
+    """The ssh command testinfra builds keeps the control socket's path one argument."""
+    import shlex as _shlex
+
+    folder = tmp_path / "my labs" / "state"
+    inventory = folder / "inventory.yml"
+    folder.mkdir(parents=True)
+    key = folder / "private key"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {"ansible_host": "192.168.60.11", "ansible_user": "vagrant", "ansible_ssh_private_key_file": str(key)}}}}))
+    nodes = labs.Nodes(inventory, ["node1"], lambda _: [], control_dir=folder / "cp")
+    backend = nodes["node1"].backend
+    cmd, args = backend._build_ssh_command("true")
+    argv = _shlex.split(backend.quote(" ".join(cmd), *args))
+    assert f"ControlPath={folder / 'cp'}/ti-%C" in argv
+    assert str(key) in argv
+
+
+class RecordingVagrant:
+    """A test double of labkit.vagrant.Vagrant: records snapshot calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, list[str]]] = []
+
+    def snapshot(self, action: str, name: str, nodes: list[str]) -> None:
+        self.calls.append((action, name, list(nodes)))
+
+
+def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.config import HostContext
+    from labkit.kit import Kit
+    from tests.unit.test_config_errors import VALID, write
+
+    k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
+    resolved = k.resolve(HostContext())
+    names = [n.name for n in resolved.nodes]
+    lab = labs.find(labs.discover(), "01")
+    taken = {names[0]: [lab.snapshot]}  # the interrupted run got as far as the first node
+    double = RecordingVagrant()
+    monkeypatch.setattr(k, "vagrant", lambda: double)
+    monkeypatch.setattr(k, "_snapshot_lister", lambda: lambda node: taken.get(node, []))
+    assert k.lab_start(lab) == "taken"
+    assert double.calls == [("save", lab.snapshot, names[1:])]
+    taken.update({n: [lab.snapshot] for n in names})
+    assert k.lab_start(lab) == "restored"
+    assert double.calls[-1] == ("restore", lab.snapshot, names)
