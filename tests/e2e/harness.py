@@ -5,11 +5,14 @@ A module of its own (not conftest.py) so the tests and the conftest share one TI
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,15 +34,25 @@ class Cluster:
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.netns] if self.netns else []
 
-    def kit(self, *args: str, timeout: float = 1800, check: bool = True, host_network: bool = False) -> subprocess.CompletedProcess[str]:
+    def kit(
+        self,
+        *args: str,
+        timeout: float = 1800,
+        check: bool = True,
+        host_network: bool = False,
+        interrupt_when: Callable[[str], bool] | None = None,
+        interrupt_delay: float = 0,
+    ) -> subprocess.CompletedProcess[str]:
         """Run `./kit ARGS` inside the namespace, or on the host's network (`host_network`:
-        for steps that download from Debian's mirror, such as box.build)."""
+        for steps that download from Debian's mirror, such as box.build). With
+        ``interrupt_when``, ``interrupt_delay`` seconds after the first output line it
+        accepts, SIGINT goes to the command's process group, as Ctrl-C in a terminal would."""
         argv = [*([] if host_network else self.prefix()), sys.executable, "-m", "labkit", *args]
         print(f"\n$ {shlex.join(argv)}", flush=True)
         start = time.monotonic()
         # Stream the output (CI logs show progress) and keep it for the assertions.
         out: list[str] = []
-        with subprocess.Popen(argv, cwd=ROOT, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        with subprocess.Popen(argv, cwd=ROOT, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=interrupt_when is not None) as child:
             err_lines: list[str] = []
             reader = threading.Thread(target=lambda: err_lines.extend(child.stderr or ()), daemon=True)
             reader.start()
@@ -49,6 +62,14 @@ class Cluster:
             for line in child.stdout or ():
                 out.append(line)
                 print(line, end="", flush=True)
+                if interrupt_when is not None and interrupt_when(line):
+                    interrupt_when = None
+
+                    def ctrl_c(pid: int = child.pid) -> None:
+                        print(f"\n[harness] Ctrl-C (SIGINT to the process group of {pid})", flush=True)
+                        os.killpg(pid, signal.SIGINT)
+
+                    threading.Timer(interrupt_delay, ctrl_c).start()
             child.wait()
             timer.cancel()
             reader.join(timeout=10)

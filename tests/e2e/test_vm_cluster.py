@@ -54,16 +54,21 @@ def test_locked_up_refuses_what_the_repository_does_not_pin_before_any_vm_boots(
     assert not CACHE.exists() or not any(CACHE.rglob("*.deb")), "something was fetched"
 
 
-def test_first_up_pins_fetches_and_provisions_from_an_empty_cache(cluster: Cluster, double: None) -> None:
+def installing_packages(line: str) -> bool:
+    """The task that installs the nodes' packages has started: where Ctrl-C hurts most."""
+    return "Packages | Install the packages kubeadm's preflight expects" in line
+
+
+def test_first_up_pins_fetches_and_is_interrupted_mid_provisioning(cluster: Cluster, double: None) -> None:
+    """From an empty cache: pins on first fetch, fetches through the mirrors, boots, and
+    is interrupted (Ctrl-C) in the middle of provisioning: a message, never a traceback."""
     start = time.monotonic()
-    proc = cluster.kit("up", timeout=3600)
-    record("first `up` (fetch + pin, boot 2 VMs, site.yml)", time.monotonic() - start)
-    summary = json.loads((cluster.state_dir / "last-run.json").read_text())
-    for phase in summary["phases"]:
-        record(f"  first up: {phase['name']}", phase["seconds"])
-    assert set(summary["recap"]) == set(NODES)
-    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in summary["recap"].values())
-    assert "phase times:" in proc.stdout
+    proc = cluster.kit("up", timeout=3600, check=False, interrupt_when=installing_packages, interrupt_delay=15)
+    record("first `up`, Ctrl-C 15 s into the package install", time.monotonic() - start)
+    assert proc.returncode != 0, "the interrupted `up` reported success"
+    assert "interrupted" in proc.stderr and "run the command again" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (cluster.state_dir / "last-run.json").exists()
     out = proc.stdout
     # What came from where, and which pins are published and which first-fetch:
     assert "from mirror 127.0.0.1:8791" in out
@@ -77,6 +82,19 @@ def test_first_up_pins_fetches_and_provisions_from_an_empty_cache(cluster: Clust
             record(f"  first up: {line.strip()}", None)
     lock = (CACHE / "labkit.lock.yml").read_text()
     assert "source: checksum-file" in lock and "source: registry" in lock and "source: debian-index" in lock
+
+
+def test_up_again_after_the_interruption_converges(cluster: Cluster, double: None) -> None:
+    start = time.monotonic()
+    proc = cluster.kit("up", timeout=3600)
+    record("`up` again after Ctrl-C (converges)", time.monotonic() - start)
+    assert "already in the cache, verified: nothing to fetch" in proc.stdout
+    summary = json.loads((cluster.state_dir / "last-run.json").read_text())
+    for phase in summary["phases"]:
+        record(f"  up again: {phase['name']}", phase["seconds"])
+    assert set(summary["recap"]) == set(NODES)
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in summary["recap"].values())
+    assert "phase times:" in proc.stdout
     # The package whose pin moved on is installed on the nodes, at the version the signed index gave.
     version = cluster.kit("ssh", "node1", "--command", "dpkg-query -W -f '${Version}' ethtool", timeout=300).stdout.strip()
     assert version.endswith("+labkitci1"), version
@@ -148,17 +166,17 @@ def test_status_shows_both_running(cluster: Cluster) -> None:
     assert proc.stdout.count("running") == 2
 
 
-def test_second_up_fetches_nothing_and_changes_nothing(cluster: Cluster, double: None) -> None:
+def test_a_third_up_fetches_nothing_and_changes_nothing(cluster: Cluster, double: None) -> None:
     first = json.loads((cluster.state_dir / "last-run.json").read_text())
     start = time.monotonic()
     proc = cluster.kit("up", timeout=3000)
     again = time.monotonic() - start
-    record("second `up` (no change)", again)
+    record("third `up` (no change)", again)
     assert "already in the cache, verified: nothing to fetch" in proc.stdout
     summary = json.loads((cluster.state_dir / "last-run.json").read_text())
     assert summary["changed"] == 0, summary["recap"]
     first_total = sum(p["seconds"] for p in first["phases"])
-    record(f"  second up / first up = {again / first_total:.0%}", None)
+    record(f"  no-change up / converging up = {again / first_total:.0%}", None)
 
 
 def test_upstream_serving_other_bytes_for_the_same_version_is_refused(cluster: Cluster, double: None) -> None:
