@@ -213,6 +213,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor`, YAML's merge key: PyYAML merges it below
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
@@ -223,13 +225,59 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a cluster description is a few kilobytes
+MAX_CONFIG_VALUES = 20_000  # values after YAML aliases are expanded (a "billion laughs" stops here)
+MAX_CONFIG_DEPTH = 50
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """How many values the node graph stands for once aliases are expanded, and how deep it
+    nests, walking at most MAX_CONFIG_VALUES of them (so the walk itself is bounded)."""
+    count, deepest, stack = 0, 0, [(root, 1)]
+    while stack and count <= MAX_CONFIG_VALUES and deepest <= MAX_CONFIG_DEPTH:
+        node, depth = stack.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend((part, depth + 1) for pair in node.value for part in pair)
+    return count, deepest
+
+
+def _read_problem(path: Path, what: str, fix: str) -> ConfigError:
+    return ConfigError(path.name, [Problem(path.name, _MISSING, what, fix)])
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read one YAML mapping; syntax errors name the file, line and column."""
+    """Read one YAML mapping; syntax errors name the file, line and column. Bounded in time
+    and memory whatever the file holds: size, alias expansion and nesting are capped."""
     try:
-        text = path.read_text()
+        if path.is_dir():
+            raise _read_problem(path, "is a folder, not a file", f"point LABKIT_CONFIG at a YAML file, not at {path}")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise KitError(f"cannot read {path}: {exc.strerror}. Create it (see README.md) or set LABKIT_CONFIG.") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _read_problem(path, f"is larger than {MAX_CONFIG_BYTES >> 10} KiB", "a cluster description is a few kilobytes: is this the right file?")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _read_problem(path, "is UTF-16 text", "save it as UTF-8 (most editors: File → Save with encoding → UTF-8)")
     try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise _read_problem(path, f"is not UTF-8 text (byte {exc.start}, line {line})", "save it as UTF-8 (most editors: File → Save with encoding → UTF-8)") from None
+    if "\x00" in text:
+        raise _read_problem(path, "holds a NUL character: it is not a text file", "check that LABKIT_CONFIG names your YAML file")
+    try:
+        node = yaml.compose(text, Loader=_UniqueKeyLoader)
+        if node is not None:
+            count, depth = _expanded_size(node)
+            if count > MAX_CONFIG_VALUES:
+                raise _read_problem(path, f"stands for more than {MAX_CONFIG_VALUES} values once its YAML aliases are expanded", "write the values out, or nest fewer aliases")
+            if depth > MAX_CONFIG_DEPTH:
+                raise _read_problem(path, f"nests deeper than {MAX_CONFIG_DEPTH} levels", "sandbox.yml is at most four levels deep: check the indentation")
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -242,13 +290,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
                 )
             ],
         ) from exc
+    except RecursionError:
+        raise _read_problem(path, f"nests deeper than {MAX_CONFIG_DEPTH} levels", "sandbox.yml is at most four levels deep: check the indentation") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise _read_problem(path, f"cannot be read as YAML ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", "correct the YAML syntax") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
             path.name, [Problem(path.name, _MISSING, f"the top level is a {type(data).__name__}, not a mapping", "write `key: value` pairs at the top level, as in sandbox.yml")]
         )
-    return data
+    # `x-…` keys hold YAML anchors for the rest of the file (as in Compose files).
+    return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -413,7 +466,7 @@ class Resolved:
     @property
     def cache_host(self) -> str:
         """The host's address on the private network, where the nodes reach the cache."""
-        return str(next(self.config.network.cidr.hosts()))
+        return str(next(iter(self.config.network.cidr.hosts())))
 
     @property
     def apt_keyring(self) -> Path | None:
@@ -441,7 +494,7 @@ class Resolved:
                 "cidr": str(cfg.network.cidr),
                 "prefixlen": cfg.network.cidr.prefixlen,
                 "netmask": str(cfg.network.cidr.netmask),
-                "host_ip": str(next(cfg.network.cidr.hosts())),
+                "host_ip": str(next(iter(cfg.network.cidr.hosts()))),
                 "pod_cidr": str(cfg.network.pod_cidr),
                 "service_cidr": str(cfg.network.service_cidr),
             },
@@ -480,7 +533,17 @@ def _pick_provider(requested: str, host: HostContext) -> str:
 def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple[list[Problem], list[ResolvedNode]]:
     problems: list[Problem] = []
     net = cfg.network.cidr
-    host_ip = next(net.hosts(), None)
+    host_ip = next(iter(net.hosts()), None)
+    if net.prefixlen > 29:
+        usable = len(list(net.hosts()))
+        problems.append(
+            Problem(
+                "network.cidr",
+                str(net),
+                f"a /{net.prefixlen} network has {usable} usable address(es); the host takes the first and every node one more",
+                "use a /24, e.g. 192.168.56.0/24",
+            )
+        )
 
     # Roles.
     cps = [i for i, n in enumerate(cfg.nodes) if n.role == "control-plane"]
