@@ -151,6 +151,8 @@ def config(c: Context) -> None:
     k = kit()
     resolved = k.resolve()
     _say(f"✓ {' + '.join(resolved.sources)} is valid → {k.resolved_path}")
+    for note in resolved.extra.get("override_notes", []):
+        _say(f"  ! {note}")
     table = Table("node", "role", "ip", "cpus", "memory")
     for n in resolved.nodes:
         table.add_row(n.name, n.role, n.ip, str(n.cpus), f"{n.memory} MiB")

@@ -315,6 +315,26 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def replaced_lists(base: Mapping[str, Any], override: Mapping[str, Any], where: str = "") -> list[str]:
+    """What an override's lists replace whole (lists are not merged): one line per list,
+    naming the entries it drops, so a partial `nodes` list never drops nodes silently."""
+    notes = []
+    for key, value in override.items():
+        here = f"{where}.{key}" if where else str(key)
+        old = base.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            notes += replaced_lists(old, value, here)
+        elif isinstance(value, list) and isinstance(old, list) and value != old:
+
+            def label(item: Any) -> str:
+                return str(item.get("name")) if isinstance(item, Mapping) and "name" in item else repr(item)
+
+            kept = {label(i) for i in value}
+            dropped = [label(i) for i in old if label(i) not in kept]
+            notes.append(f"{here}: the override's {len(value)} entries replace the {len(old)} of the base" + (f" (dropped: {', '.join(dropped)})" if dropped else ""))
+    return notes
+
+
 def override_path(config_path: Path) -> Path:
     """``sandbox.yml`` → ``sandbox.local.yml`` beside it (git-ignored)."""
     return config_path.with_name(f"{config_path.stem}.local{config_path.suffix}")
@@ -753,8 +773,13 @@ def load(config_path: Path, host: HostContext) -> Resolved:
     data = read_yaml(config_path)
     sources = [str(config_path)]
     local = override_path(config_path)
+    notes: list[str] = []
     if local.exists():
-        data = deep_merge(data, read_yaml(local))
+        override = read_yaml(local)
+        notes = replaced_lists(data, override)
+        data = deep_merge(data, override)
         sources.append(str(local))
     source = " + ".join(Path(s).name for s in sources)
-    return validate(data, source=source, host=host, root=config_path.resolve().parent, sources=sources)
+    resolved = validate(data, source=source, host=host, root=config_path.resolve().parent, sources=sources)
+    resolved.extra["override_notes"] = notes
+    return resolved

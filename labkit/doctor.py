@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from labkit.config import DEFAULT_BOXES, MIN_VIRTUALBOX_ARM64, VIRTUALBOX_HOSTONLY_RANGE, Resolved, route_collisions
-from labkit.host import HostFacts
+from labkit.config import DEFAULT_BOXES, MIN_VIRTUALBOX_ARM64, Resolved, route_collisions
+from labkit.host import HostFacts, virtualbox_ranges
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -143,26 +143,11 @@ def check_network(facts: HostFacts, cfg: Resolved) -> Check:
     return Check("private network", "ok", ", ".join(f"{k} {v}" for k, v in nets.items()) + ": no host route collides")
 
 
-def _vbox_allowed(conf: str | None) -> list[ipaddress.IPv4Network]:
-    if conf is None:
-        return [VIRTUALBOX_HOSTONLY_RANGE]
-    allowed = []
-    for line in conf.splitlines():
-        parts = line.split()
-        if parts and parts[0] == "*":
-            for item in parts[1:]:
-                try:
-                    allowed.append(ipaddress.IPv4Network(item, strict=False))
-                except ValueError:
-                    continue
-    return allowed
-
-
 def check_virtualbox_range(facts: HostFacts, cfg: Resolved) -> Check | None:
     if cfg.provider != "virtualbox":
         return None
     net = ipaddress.IPv4Network(cfg.config.network.cidr)
-    allowed = _vbox_allowed(facts.vbox_networks_conf)
+    allowed = virtualbox_ranges(facts.vbox_networks_conf)
     if any(net.subnet_of(a) for a in allowed):
         return Check("virtualbox host-only range", "ok", f"{net} is inside {', '.join(map(str, allowed))}")
     return Check(

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit.config import HostContext, Route
+from labkit.config import VIRTUALBOX_HOSTONLY_RANGE, HostContext, Route
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,43 @@ class HostFacts:
 
     def context(self) -> HostContext:
         """The subset config validation uses."""
-        return HostContext(system=self.system, providers=self.providers(), routes=self.routes, has_kvm=self.dev_kvm, arch=self.arch)
+        return HostContext(
+            system=self.system, providers=self.providers(), routes=self.routes, has_kvm=self.dev_kvm, arch=self.arch, virtualbox_ranges=virtualbox_ranges(self.vbox_networks_conf)
+        )
 
 
 def arch() -> str:
     """The Debian name of this machine's architecture (the VMs run the same)."""
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+
+
+VBOX_NETWORKS_CONF = Path("/etc/vbox/networks.conf")
+
+
+def virtualbox_ranges(conf: str | None) -> tuple[ipaddress.IPv4Network, ...]:
+    """The host-only ranges VirtualBox 7 allows: /etc/vbox/networks.conf's `* RANGE …`
+    lines when the file exists, else its default 192.168.56.0/21. The one reading of this
+    rule: config validation and doctor both use it."""
+    if conf is None:
+        return (VIRTUALBOX_HOSTONLY_RANGE,)
+    allowed = []
+    for line in conf.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "*":
+            for item in parts[1:]:
+                try:
+                    allowed.append(ipaddress.IPv4Network(item, strict=False))
+                except ValueError:
+                    continue
+    return tuple(allowed)
+
+
+def _vbox_conf() -> str | None:
+    try:
+        return VBOX_NETWORKS_CONF.read_text(errors="replace") if VBOX_NETWORKS_CONF.is_file() else None
+    except OSError:
+        return None
 
 
 def _out(argv: list[str], timeout: float = 20) -> str | None:
@@ -105,7 +135,9 @@ def context() -> HostContext:
         providers.append("libvirt")
     if shutil.which("VBoxManage"):
         providers.append("virtualbox")
-    return HostContext(system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch())
+    return HostContext(
+        system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch(), virtualbox_ranges=virtualbox_ranges(_vbox_conf())
+    )
 
 
 def _vagrant_plugins() -> tuple[str, ...]:
@@ -148,7 +180,7 @@ def gather(state_dir: Path) -> HostFacts:
     flags = bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", cpuinfo, re.MULTILINE))
     probe = state_dir if state_dir.exists() else Path.cwd()
     disk = shutil.disk_usage(probe).free / 1024**3
-    conf = Path("/etc/vbox/networks.conf")
+    conf_text = _vbox_conf()
     ansible_version = None
     try:
         from ansible.release import __version__ as ansible_core_version
@@ -169,7 +201,7 @@ def gather(state_dir: Path) -> HostFacts:
         cpus=os.cpu_count() or 1,
         disk_free_gib=disk,
         routes=routes(),
-        vbox_networks_conf=conf.read_text() if conf.exists() else None,
+        vbox_networks_conf=conf_text,
         python_version=sys.version_info[:2],
         ansible_version=ansible_version,
         arch=arch(),

@@ -91,3 +91,12 @@ def test_default_config_fits_a_16_gib_laptop() -> None:
     r = load(ROOT / "sandbox.yml", HostContext())
     assert sum(n.memory for n in r.nodes) <= 8 * 1024
     assert r.enabled_layers() == ["kubernetes", "istio", "knative"]
+
+
+def test_an_override_says_which_lists_it_replaced_and_what_it_dropped(tmp_path: Path) -> None:
+    override = "nodes:\n  - {name: cp1, role: control-plane, cpus: 2, memory: 4096}\n"
+    resolved = load(write(tmp_path, VALID, override), HostContext())
+    assert [n.name for n in resolved.nodes] == ["cp1"]
+    assert resolved.extra["override_notes"] == ["nodes: the override's 1 entries replace the 2 of the base (dropped: worker1)"]
+    same = load(write(tmp_path, VALID, "layers: {istio: false, knative: false}\n"), HostContext())
+    assert same.extra["override_notes"] == []

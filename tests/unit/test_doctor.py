@@ -124,3 +124,14 @@ def test_a_named_box_is_kept_and_a_local_box_needs_an_amd64_host(tmp_path: Path)
         load(write(tmp_path, VALID.replace("nodes:", "box: {name: labkit/trixie, local: true}\nnodes:", 1)), HostContext(arch="arm64"))
     with pytest.raises(ConfigError, match=r"box\.name: there is no default box for a riscv64 host"):
         load(write(tmp_path, VALID), HostContext(arch="riscv64"))
+
+
+def test_config_and_doctor_read_networks_conf_the_same_way(tmp_path: Path) -> None:
+    """One home for the rule: after the user allows the range in networks.conf, as the
+    config error told them to, both the config and doctor accept it."""
+    facts = replace(GOOD, virtualbox_version="7.1.4", vbox_networks_conf="* 10.10.0.0/16\n")
+    text = VALID.replace("provider: libvirt", "provider: virtualbox").replace("192.168.56.0/24", "10.10.0.0/24")
+    with pytest.raises(ConfigError, match=r"networks\.conf"):
+        load(write(tmp_path, text), replace(facts, vbox_networks_conf=None).context())
+    resolved = load(write(tmp_path, text), facts.context())
+    assert doctor.check_virtualbox_range(facts, resolved).status == "ok"  # type: ignore[union-attr]
