@@ -151,7 +151,7 @@ def config(c: Context) -> None:
     k = kit()
     resolved = k.resolve()
     _say(f"✓ {' + '.join(resolved.sources)} is valid → {k.resolved_path}")
-    for note in resolved.extra.get("override_notes", []):
+    for note in resolved.extra.get("notes", []):
         _say(f"  ! {note}")
     table = Table("node", "role", "ip", "cpus", "memory")
     for n in resolved.nodes:

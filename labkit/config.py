@@ -781,5 +781,7 @@ def load(config_path: Path, host: HostContext) -> Resolved:
         sources.append(str(local))
     source = " + ".join(Path(s).name for s in sources)
     resolved = validate(data, source=source, host=host, root=config_path.resolve().parent, sources=sources)
-    resolved.extra["override_notes"] = notes
+    if resolved.config.layers.kubernetes and not resolved.workers:
+        notes.append(f"{resolved.control_plane.name} is the only node: its NoSchedule taint is left off, so the layers' workloads run on the control plane")
+    resolved.extra["notes"] = notes
     return resolved

@@ -251,7 +251,7 @@ class Kit:
         with phases.phase("validate the config"):
             resolved = self.resolve()
             self.say(f"    {resolved.config.name}: {len(resolved.nodes)} node(s) on {resolved.provider}, layers: {', '.join(resolved.enabled_layers()) or 'none'}")
-            for note in resolved.extra.get("override_notes", []):
+            for note in resolved.extra.get("notes", []):
                 self.say(f"    ! {note}")
             self.cache_items(locked=locked)  # --locked refuses what the repository does not pin, before anything
         if not skip_doctor:

@@ -97,6 +97,9 @@ def test_an_override_says_which_lists_it_replaced_and_what_it_dropped(tmp_path: 
     override = "nodes:\n  - {name: cp1, role: control-plane, cpus: 2, memory: 4096}\n"
     resolved = load(write(tmp_path, VALID, override), HostContext())
     assert [n.name for n in resolved.nodes] == ["cp1"]
-    assert resolved.extra["override_notes"] == ["nodes: the override's 1 entries replace the 2 of the base (dropped: worker1)"]
+    assert resolved.extra["notes"] == [
+        "nodes: the override's 1 entries replace the 2 of the base (dropped: worker1)",
+        "cp1 is the only node: its NoSchedule taint is left off, so the layers' workloads run on the control plane",
+    ]
     same = load(write(tmp_path, VALID, "layers: {istio: false, knative: false}\n"), HostContext())
-    assert same.extra["override_notes"] == []
+    assert same.extra["notes"] == []

@@ -57,7 +57,7 @@ def docs(text: str) -> dict[str, dict[str, Any]]:
 def test_every_rendered_document_matches_the_kubeadm_api(rendered: dict[str, Any]) -> None:
     files = rendered["files"]
     kubeadm_files = [name for name in files if name.endswith((".yaml", ".yml")) and "kubeadm" in name]
-    assert sorted(kubeadm_files) == ["cp1-kubeadm-init.yaml", "worker1-kubeadm-join.yaml", "worker2-kubeadm-join.yaml"]
+    assert sorted(kubeadm_files) == ["cp1-kubeadm-init.yaml", "cp1-single-kubeadm-init.yaml", "worker1-kubeadm-join.yaml", "worker2-kubeadm-join.yaml"]
     for name in kubeadm_files:
         for doc in yaml.safe_load_all(files[name]):
             assert kubeadm_errors(doc) == [], name
@@ -79,6 +79,12 @@ def test_init_configuration_follows_the_config(rendered: dict[str, Any]) -> None
     assert cp_ip in cluster["apiServer"]["certSANs"]
     assert kubelet["cgroupDriver"] == "systemd"
     assert d["KubeProxyConfiguration"]["clusterCIDR"] == r["network"]["pod_cidr"]
+    assert "taints" not in init["nodeRegistration"]  # kubeadm's NoSchedule taint: workloads go to the workers
+
+
+def test_a_one_node_cluster_leaves_the_control_plane_untainted(rendered: dict[str, Any]) -> None:
+    init = docs(rendered["files"]["cp1-single-kubeadm-init.yaml"])["InitConfiguration"]
+    assert init["nodeRegistration"]["taints"] == []
 
 
 def test_join_configuration_carries_the_token_and_the_workers_own_address(rendered: dict[str, Any]) -> None:
