@@ -480,8 +480,7 @@ class Resolved:
 
     @property
     def cache_dir(self) -> Path:
-        d = self.config.cache.dir
-        return d if d.is_absolute() else self.root / d
+        return _under(self.root, self.config.cache.dir)
 
     @property
     def cache_host(self) -> str:
@@ -491,11 +490,11 @@ class Resolved:
     @property
     def apt_keyring(self) -> Path | None:
         k = self.config.cache.mirrors.apt_keyring
-        return None if k is None else (k if k.is_absolute() else self.root / k)
+        return None if k is None else _under(self.root, k)
 
     @property
     def overlays(self) -> list[Path]:
-        return [p if p.is_absolute() else self.root / p for p in self.config.cache.overlays]
+        return [_under(self.root, p) for p in self.config.cache.overlays]
 
     def enabled_layers(self) -> list[str]:
         return [layer for layer in LAYERS if getattr(self.config.layers, layer)]
@@ -682,6 +681,28 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
     return problems, resolved
 
 
+def _under(root: Path, path: Path) -> Path:
+    """A path of the config: `~` expanded, relative ones taken from the config's folder."""
+    path = path.expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def path_problems(cfg: SandboxConfig, root: Path) -> list[Problem]:
+    """Paths that exist must be what they stand for (a folder for the cache, files for
+    the overlays and the keyring); missing ones are made or fetched later."""
+    problems = []
+    cache = _under(root, cfg.cache.dir)
+    if cache.exists() and not cache.is_dir():
+        problems.append(Problem("cache.dir", str(cfg.cache.dir), f"{cache} is a file, not a folder", "point cache.dir at a folder (it is created when missing)"))
+    for i, overlay in enumerate(cfg.cache.overlays):
+        if _under(root, overlay).is_dir():
+            problems.append(Problem(f"cache.overlays[{i}]", str(overlay), "is a folder, not a manifest file", "name the overlay's YAML file, e.g. …/standins.yml"))
+    keyring = cfg.cache.mirrors.apt_keyring
+    if keyring is not None and _under(root, keyring).is_dir():
+        problems.append(Problem("cache.mirrors.apt_keyring", str(keyring), "is a folder, not a keyring file", "name the keyring file your Debian mirror signs with"))
+    return problems
+
+
 _URL_PREFIX = re.compile(r"^(https?|file)://[^\s/?#]*(/[^\s?#]*)?/$")
 _REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$")
 _REGISTRY_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
@@ -760,6 +781,7 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
             )
         )
     problems += mirror_problems(cfg.cache.mirrors)
+    problems += path_problems(cfg, root)
     if problems:
         raise ConfigError(source, problems)
     driver = cfg.libvirt.driver

@@ -103,3 +103,17 @@ def test_an_override_says_which_lists_it_replaced_and_what_it_dropped(tmp_path: 
     ]
     same = load(write(tmp_path, VALID, "layers: {istio: false, knative: false}\n"), HostContext())
     assert same.extra["notes"] == []
+
+
+def test_paths_are_what_they_stand_for_and_tilde_is_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.config import ConfigError
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    resolved = load(write(tmp_path, VALID + "cache: {dir: ~/labkit-cache}\n"), HostContext())
+    assert resolved.cache_dir == tmp_path / "home" / "labkit-cache"
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, VALID + "cache: {dir: a-file, overlays: [a-folder]}\n"), HostContext())
+    assert "cache.dir = 'a-file'" in str(err.value) and "is a file, not a folder" in str(err.value)
+    assert "cache.overlays[0] = 'a-folder': is a folder, not a manifest file" in str(err.value)
