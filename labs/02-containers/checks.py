@@ -37,7 +37,12 @@ def overlay_mounted(nodes):
 def chroot_ran(nodes):
     proof = nodes.first.file(f"{DIR}/rootfs/chroot-was-here")
     assert proof.exists, "~/lab02/rootfs/chroot-was-here does not exist: run the command inside the chroot"
-    assert "bin" in proof.content_string.split(), "the listing inside the chroot should show its own /bin"
+    seen = set(proof.content_string.split()) - {"chroot-was-here"}  # there when run twice
+    # Inside the chroot, / is rootfs: the listing names rootfs's entries and nothing else
+    # (a listing of the node's real / names etc, home, proc, usr, ...).
+    rootfs = set(nodes.first.check_output(f"ls {DIR}/rootfs").split()) - {"chroot-was-here"}
+    assert "bin" in seen, "the listing inside the chroot should show its own /bin"
+    assert seen == rootfs, f"the listing shows {sorted(seen)}, but ~/lab02/rootfs holds {sorted(rootfs)}: list / from inside the chroot"
 
 
 @check("ctr_container_ran", hint="With `./kit cache.serve` running on the host, pull the image with ctr and run it, writing its output to ~/lab02/ctr.txt (step 5).")

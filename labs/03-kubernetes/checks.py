@@ -15,6 +15,9 @@ def _deployment(nodes):
     return d
 
 
+REPLICASETS = "/apis/apps/v1/namespaces/lab03/replicasets?labelSelector=app%3Dweb"
+
+
 def _web_pods(nodes):
     return [p for p in nodes.api(PODS)["items"] if not p["metadata"].get("deletionTimestamp")]
 
@@ -67,9 +70,21 @@ def pod_replaced(nodes):
     assert record.exists, "~/lab03/deleted-pod.txt does not exist yet"
     deleted = record.content_string.strip()
     assert deleted.startswith("web-"), f"deleted-pod.txt should name a web pod, not {deleted!r}"
+    # A pod of the Deployment is named after one of its ReplicaSets plus five characters.
+    sets = [rs["metadata"]["name"] for rs in (nodes.api(REPLICASETS) or {"items": []})["items"]]
+    prefix, _, suffix = deleted.rpartition("-")
+    pattern = ", ".join(f"{rs}-xxxxx" for rs in sets) or "after the ReplicaSet"
+    assert prefix in sets and len(suffix) == 5 and suffix.isalnum(), f"{deleted} is not the name of a web pod (they are named {pattern}): copy it from `kubectl -n lab03 get pods`"
     names = [p["metadata"]["name"] for p in _web_pods(nodes)]
     assert deleted not in names, f"{deleted} still exists"
     _settled(_deployment(nodes), 4)
+
+
+def _cordoned_at(node):
+    """When `spec.unschedulable` was last set: the API server's field tracking records the
+    time of the update that wrote it (managedFields)."""
+    times = [m.get("time", "") for m in node["metadata"].get("managedFields") or [] if "f:unschedulable" in (m.get("fieldsV1") or {}).get("f:spec", {})]
+    return max(times, default="")
 
 
 @check(
@@ -77,11 +92,16 @@ def pod_replaced(nodes):
     hint="`kubectl drain NODE --ignore-daemonsets --delete-emptydir-data` on the worker running web pods (step 5), then check all four run elsewhere.",
 )
 def node_failure_survived(nodes):
-    drained = [n["metadata"]["name"] for n in nodes.api("/api/v1/nodes")["items"] if n["spec"].get("unschedulable")]
-    assert drained, "no node is drained (cordoned): `kubectl drain` a worker"
+    cordoned = {n["metadata"]["name"]: _cordoned_at(n) for n in nodes.api("/api/v1/nodes")["items"] if n["spec"].get("unschedulable")}
+    assert cordoned, "no node is drained (cordoned): `kubectl drain` a worker"
     pods = _web_pods(nodes)
-    on_drained = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in drained]
+    on_drained = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in cordoned]
     assert not on_drained, f"web pods still on the drained node: {', '.join(on_drained)}"
+    # A cordon only keeps new pods away; a drain also evicts the running ones, and the
+    # Deployment recreates them elsewhere, after the node was cordoned.
+    since = min(t for t in cordoned.values() if t) if any(cordoned.values()) else ""
+    moved = [p for p in pods if since and p["metadata"].get("creationTimestamp", "") > since]
+    assert moved, f"no web pod was recreated after {', '.join(cordoned)} was cordoned: a cordon stops new pods, `kubectl drain` also evicts the running ones"
     _settled(_deployment(nodes), 4)
 
 

@@ -143,3 +143,23 @@ def test_the_etcd_listing_must_come_from_etcd() -> None:
     cluster = solved()
     cluster.first.files[f"{DIR}/etcd-keys.txt"] = FakeFile(exists=True, content_string="default\nkube-system\n")  # `kubectl get ns`, not etcd
     assert {c for c, ok in outcome(cluster).items() if not ok} == {"etcd_keys_read"}
+
+
+def _cordoned_only(pods: dict[str, Any]) -> None:
+    """`kubectl cordon` instead of `kubectl drain`: no pod was evicted and recreated."""
+    for p in pods["items"]:
+        p["metadata"]["creationTimestamp"] = "2026-11-29T18:01:00Z"
+
+
+def test_a_cordon_is_not_a_drain() -> None:
+    results = outcome(mutate(solved(), PODS, _cordoned_only))
+    assert {c for c, ok in results.items() if not ok} == {"node_failure_survived"}
+    detail = next(r.detail for r in labs.run_checks(LAB, mutate(solved(), PODS, _cordoned_only)) if r.id == "node_failure_survived")
+    assert "a cordon stops new pods, `kubectl drain` also evicts the running ones" in detail
+
+
+@pytest.mark.parametrize("made_up", ["web-1", "web-pod", "web-6d4cf56db6", "web-0000000000-abcde", "web-6d4cf56db6-zz9k2x"])
+def test_a_made_up_pod_name_is_not_a_deleted_pod(made_up: str) -> None:
+    cluster = solved()
+    cluster.first.files[f"{DIR}/deleted-pod.txt"] = FakeFile(exists=True, content_string=made_up + "\n")
+    assert {c for c, ok in outcome(cluster).items() if not ok} == {"pod_replaced"}

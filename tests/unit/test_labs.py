@@ -82,7 +82,14 @@ def test_unknown_lab_lists_the_labs() -> None:
 
 
 def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
-    node = FakeHost(outputs={"systemd-detect-virt || true": "qemu", "ls /sys/bus/virtio/drivers": "virtio_blk\nvirtio_net", "grep -q -w hypervisor /proc/cpuinfo": ""})
+    node = FakeHost(
+        outputs={
+            "systemd-detect-virt || true": "qemu",
+            "ls /sys/bus/virtio/drivers": "virtio_blk\nvirtio_net",
+            "grep -q -w hypervisor /proc/cpuinfo": "",
+            BOOT_CMD: BOOT_LINE,
+        }
+    )
     results = labs.run_checks(lab("01"), FakeNodes(node))
     assert [r.ok for r in results] == [False] * 5
     assert all(r.hint for r in results)
@@ -92,11 +99,37 @@ def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
             f"{d}/virt.txt": FakeFile(True, "qemu\n"),
             f"{d}/virtio.txt": FakeFile(True, "virtio_blk\nvirtio_net\n"),
             f"{d}/cpuflag.txt": FakeFile(True, "hypervisor\n"),
-            f"{d}/boot.txt": FakeFile(True, "Startup finished in 2.1s (kernel) + 20s (userspace)\n"),
+            f"{d}/boot.txt": FakeFile(True, BOOT_LINE + "\ngraphical.target reached after 19.8s in userspace.\n"),
         }
     )
     results = labs.run_checks(lab("01"), FakeNodes(node, ["lab01-mine"]))
     assert [(r.id, r.ok) for r in results] == [(r.id, True) for r in results], results
+
+
+BOOT_CMD = "systemd-analyze 2>/dev/null | head -n 1 || true"
+BOOT_LINE = "Startup finished in 2.104s (kernel) + 20.311s (userspace) = 22.415s"
+
+
+def check_result(lab_id: str, check_id: str, node: FakeHost) -> labs.Result:
+    return next(r for r in labs.run_checks(lab(lab_id), FakeNodes(node)) if r.id == check_id)
+
+
+def test_lab01_boot_time_is_the_nodes_own_not_a_line_typed_by_hand() -> None:
+    typed = FakeHost(outputs={BOOT_CMD: BOOT_LINE}, files={"/home/vagrant/lab01/boot.txt": FakeFile(True, "Startup finished in 1s (kernel) + 2s (userspace)\n")})
+    result = check_result("01", "boot_time_recorded", typed)
+    assert not result.ok and "save its output, do not type it" in result.detail
+    saved = FakeHost(outputs={BOOT_CMD: BOOT_LINE}, files={"/home/vagrant/lab01/boot.txt": FakeFile(True, BOOT_LINE + "\n")})
+    assert check_result("01", "boot_time_recorded", saved).ok
+
+
+def test_lab02_chroot_listing_must_be_rootfs_not_the_real_root() -> None:
+    rootfs = "/home/vagrant/lab02/rootfs"
+    outputs = {f"ls {rootfs}": "bin\nchroot-was-here\nlib\nlib64\nusr"}
+    real_root = FakeHost(outputs=outputs, files={f"{rootfs}/chroot-was-here": FakeFile(True, "bin boot dev etc home lib lib64 proc root run sys tmp usr var\n")})
+    result = check_result("02", "chroot_ran", real_root)
+    assert not result.ok and "list / from inside the chroot" in result.detail
+    inside = FakeHost(outputs=outputs, files={f"{rootfs}/chroot-was-here": FakeFile(True, "bin lib lib64 usr\n")})
+    assert check_result("02", "chroot_ran", inside).ok
 
 
 def test_lab01_rejects_a_wrong_answer() -> None:
