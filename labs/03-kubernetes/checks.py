@@ -30,7 +30,10 @@ def _settled(d, replicas):
     assert available == replicas, f"{available} of {replicas} replicas are available"
 
 
-@check("control_plane_static_pods", hint="`sudo ls /etc/kubernetes/manifests > ~/lab03/static-pods.txt` on the control plane (step 1; the folder is root-only), then find their mirror pods in kube-system.")
+@check(
+    "control_plane_static_pods",
+    hint="`sudo ls /etc/kubernetes/manifests > ~/lab03/static-pods.txt` on the control plane (step 1; the folder is root-only), then find their mirror pods in kube-system.",
+)
 def control_plane_static_pods(nodes):
     listing = nodes.first.file(f"{DIR}/static-pods.txt")
     assert listing.exists, "~/lab03/static-pods.txt does not exist yet"
