@@ -1,6 +1,7 @@
 """Lab 05 checks: the Knative objects through the Kubernetes API (`nodes.api(path)`),
 and the measurements the steps leave on the control plane (testinfra)."""
 
+import datetime
 import re
 
 from labkit.labs import check
@@ -37,6 +38,11 @@ def scaled_to_zero(nodes):
     zero = nodes.first.file(f"{DIR}/zero.txt")
     assert zero.exists, "~/lab05/zero.txt does not exist yet"
     assert "No resources found" in zero.content_string, "zero.txt should show no pods in lab05 (scaled to zero)"
+    # A listing taken before the function existed also says "No resources found".
+    created = ksvc["metadata"].get("creationTimestamp")
+    if created:
+        deployed = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+        assert zero.mtime.timestamp() > deployed, "zero.txt is older than the function hello: list the pods after deploying it and waiting a minute"
 
 
 @check("cold_start_measured", hint="Time a request from zero and one right after into ~/lab05/cold-start.txt: `cold SECONDS` and `warm SECONDS` (step 3).")

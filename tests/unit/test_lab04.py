@@ -85,6 +85,10 @@ def test_each_check_catches_its_own_mistake(path: str, change: Any, expected: se
     ("file", "content", "expected"),
     [
         ("plaintext.txt", "web v1 on web-v1-5c9f8d7b6-1k2x\n", "mtls_strict"),
+        # Errors that are not mTLS refusing plaintext: a wrong name, a timeout, a made-up line.
+        ("plaintext.txt", "wget: bad address 'web.lab4.svc.cluster.local'\n", "mtls_strict"),
+        ("plaintext.txt", "wget: download timed out\n", "mtls_strict"),
+        ("plaintext.txt", "error\n", "mtls_strict"),
         ("canary.txt", "     50 v1\n     50 v2\n", "canary_split"),
         ("canary.txt", "      9 v2\n", "canary_split"),
         ("fault.txt", "HTTP/1.1 200\n" * 20, "fault_and_retries"),

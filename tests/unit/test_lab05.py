@@ -93,3 +93,11 @@ def test_without_eventing_the_event_step_fails_with_its_hint() -> None:
     results = {r.id: r for r in labs.run_checks(LAB, cluster)}
     assert not results["ping_source_ready"].ok
     assert "addons.knative_eventing" in results["ping_source_ready"].hint
+
+
+def test_a_listing_taken_before_the_function_existed_is_not_scale_to_zero() -> None:
+    import datetime
+
+    cluster = solved()
+    cluster.first.files[f"{DIR}/zero.txt"] = FakeFile(exists=True, content_string=FILES[f"{DIR}/zero.txt"], mtime=datetime.datetime(2026, 11, 29, 17, 50, tzinfo=datetime.UTC))
+    assert failing(cluster) == {"scaled_to_zero"}

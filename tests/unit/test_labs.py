@@ -3,6 +3,7 @@ a node (FakeHost): the real VMs prove the checks end to end (tests/e2e)."""
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ class FakeFile:
     exists: bool = False
     content_string: str = ""
     is_directory: bool = False
+    # When the student wrote it: after every object of the recordings, unless a test says otherwise.
+    mtime: datetime.datetime = datetime.datetime(2026, 11, 29, 18, 30, tzinfo=datetime.UTC)
 
 
 @dataclass
