@@ -294,8 +294,8 @@ class Nodes:
 
     @property
     def image_ref(self) -> str:
-        """The image the labs run: the first image artifact the cache holds for this cluster."""
-        refs = [a["ref"] for a in self.kit.get("artifacts", {}).values() if "ref" in a]
-        if not refs:
-            raise KitError("the cache holds no image for the labs")
-        return refs[0]
+        """The image the labs run in containerd: the kit's own sample image, which `./kit up`
+        builds into every cache (no upstream image needed, whatever layers are on)."""
+        from labkit.samples import LAB_IMAGE
+
+        return LAB_IMAGE

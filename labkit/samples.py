@@ -41,6 +41,9 @@ CATALOGUE = (
     Sample("hello", "v1", "hello"),
     Sample("cpu", "v1", "cpu"),
 )
+# The image lab 02 runs with ctr: on every cluster, named in its guide.
+LAB_IMAGE = CATALOGUE[0].ref
+
 APPLETS = (
     "sh",
     "httpd",

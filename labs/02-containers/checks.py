@@ -45,7 +45,10 @@ def chroot_ran(nodes):
     assert seen == rootfs, f"the listing shows {sorted(seen)}, but ~/lab02/rootfs holds {sorted(rootfs)}: list / from inside the chroot"
 
 
-@check("ctr_container_ran", hint="With `./kit cache.serve` running on the host, pull the image with ctr and run it, writing its output to ~/lab02/ctr.txt (step 5).")
+@check(
+    "ctr_container_ran",
+    hint="With `./kit cache.serve` running on the host, pull labkit.local/samples/web:v1 with ctr and run it, writing its output to ~/lab02/ctr.txt (step 5).",
+)
 def ctr_container_ran(nodes):
     out = nodes.first.file(f"{DIR}/ctr.txt")
     assert out.exists, "~/lab02/ctr.txt does not exist yet"

@@ -61,7 +61,7 @@ class FakeNodes:
     first: FakeHost
     snapshot_names: list[str] = field(default_factory=list)
     first_name: str = "node1"
-    image_ref: str = "labkit.local/standin/busybox:1"
+    image_ref: str = "labkit.local/samples/web:v1"
 
     def snapshots(self, name: str) -> list[str]:
         return self.snapshot_names
@@ -187,7 +187,7 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
     assert (backend.host.name, backend.host.port, backend.host.user) == ("192.0.2.10", "2222", "vagrant")
     assert backend.ssh_identity_file == "/k"
     assert backend.controlpath == str(tmp_path / "cp" / "ti-%%C")
-    assert nodes.image_ref == "labkit.local/x:1"
+    assert nodes.image_ref == "labkit.local/samples/web:v1"  # the kit's own sample image, on every cluster
     with pytest.raises(KitError, match="node9 is not in the inventory"):
         nodes["node9"]
 
