@@ -438,12 +438,23 @@ class Kit:
             runner.close_ssh_masters(self.state_dir)
             action = "restored"
         else:
+            self.lab_files(lab)  # before the snapshot, so lab.reset brings them back
             # Only where it is missing: an interrupted lab.start left it on some nodes.
             self.say(f"taking the starting snapshot {lab.snapshot} of {', '.join(lacking)} (once per lab)")
             self.vagrant().snapshot("save", lab.snapshot, lacking)
             action = "taken"
         labs.Progress(self.progress_path).started(lab)
         return action
+
+    def lab_files(self, lab: Any) -> list[Path]:
+        """Copy the lab's manifests and scripts to ~/labNN on its nodes (playbooks/lab-files.yml)."""
+        files = sorted([*lab.path.glob("manifests/*.yaml"), *lab.path.glob("*.sh")])
+        nodes = self.lab_nodes(lab)
+        self.say(f"putting the lab's files in ~/lab{lab.id} on {', '.join(nodes)}: {', '.join(f.name for f in files) or '(an empty folder)'}")
+        inv = self.running_inventory(self.resolve())
+        extra = json.dumps({"lab_id": lab.id, "lab_files": [str(f) for f in files]})
+        runner.playbook(self.root, "lab-files.yml", inv, limit=",".join(nodes), extra=["-e", extra], emit=lambda _: None, state_dir=self.state_dir)
+        return files
 
     def lab_reset(self, lab: Any) -> None:
         """Put every node back to the lab's starting snapshot and drop the student's own snapshots."""

@@ -232,8 +232,31 @@ def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(t
     double = RecordingVagrant()
     monkeypatch.setattr(k, "vagrant", lambda: double)
     monkeypatch.setattr(k, "_snapshot_lister", lambda: lambda node: taken.get(node, []))
+    monkeypatch.setattr(k, "lab_files", lambda lab: double.calls.append(("files", lab.id, [])))
     assert k.lab_start(lab) == "taken"
-    assert double.calls == [("save", lab.snapshot, names[1:])]
+    assert double.calls == [("files", "01", []), ("save", lab.snapshot, names[1:])]  # the files first: the snapshot keeps them
     taken.update({n: [lab.snapshot] for n in names})
     assert k.lab_start(lab) == "restored"
     assert double.calls[-1] == ("restore", lab.snapshot, names)
+
+
+def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json as _json
+
+    from labkit import runner
+    from labkit.config import HostContext
+    from labkit.kit import Kit
+    from tests.unit.test_config_errors import VALID, write
+
+    k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
+    k.resolve(HostContext())
+    calls: list[tuple[str, list[str], str]] = []
+    monkeypatch.setattr(k, "running_inventory", lambda resolved: tmp_path / "inventory.yml")
+    monkeypatch.setattr(runner, "playbook", lambda root, name, inv, **kw: calls.append((name, kw["extra"], kw["limit"])))  # a recording test double
+    files = k.lab_files(labs.find(labs.discover(), "03"))
+    assert [f.name for f in files] == ["client.yaml", "service.yaml", "web.yaml"]
+    name, extra, limit = calls[0]
+    sent = _json.loads(extra[1])
+    assert (name, sent["lab_id"], limit) == ("lab-files.yml", "03", "cp1")
+    assert [Path(f).name for f in sent["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
+    assert [f.name for f in k.lab_files(labs.find(labs.discover(), "06"))] == ["measure.sh"]
