@@ -474,10 +474,12 @@ class Kit:
         labs.Progress(self.progress_path).reset(lab)
 
     def lab_solve(self, lab: Any) -> runner.PlaybookRun:
-        from labkit import serve
+        from labkit import labs, serve
 
         self.lab_require_layers(lab)
         resolved = self.resolve()
         inv = self.write_inventory(resolved)
         with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]):
-            return runner.playbook(self.root, str(lab.path / "solution.yml"), inv, emit=self.say, state_dir=self.state_dir)
+            run = runner.playbook(self.root, str(lab.path / "solution.yml"), inv, emit=self.say, state_dir=self.state_dir)
+        labs.Progress(self.progress_path).solved(lab)
+        return run

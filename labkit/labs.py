@@ -168,7 +168,11 @@ class Progress:
 
     def __init__(self, path: Path):
         self.path = path
-        self.data: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError) as exc:
+            raise KitError(f"the lab progress file {path} cannot be read ({exc}): fix it, or remove it to start the record afresh") from None
+        self.data: dict[str, dict[str, Any]] = data if isinstance(data, dict) else {}
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +193,12 @@ class Progress:
             entry.setdefault("passed", _now())
         self.save()
 
+    def solved(self, lab: Lab) -> None:
+        """`lab.solve` did the steps (the instructor sees it beside the student's own checks)."""
+        entry = self.data.setdefault(lab.id, {})
+        entry["solved_by_kit"] = _now()
+        self.save()
+
     def reset(self, lab: Lab) -> None:
         entry = self.data.setdefault(lab.id, {})
         entry.pop("checks", None)
@@ -200,7 +210,7 @@ class Progress:
         if not entry:
             return "not started"
         if "passed" in entry:
-            return "passed"
+            return "passed, after lab.solve" if entry.get("solved_by_kit", "~") <= entry["passed"] else "passed"
         checks: Mapping[str, bool] = entry.get("checks", {})
         done = sum(1 for ok in checks.values() if ok)
         return f"in progress ({done}/{len(checks)} checks)" if checks else "started"

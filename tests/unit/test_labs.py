@@ -260,3 +260,21 @@ def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: 
     assert (name, sent["lab_id"], limit) == ("lab-files.yml", "03", "cp1")
     assert [Path(f).name for f in sent["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
     assert [f.name for f in k.lab_files(labs.find(labs.discover(), "06"))] == ["measure.sh"]
+
+
+def test_progress_says_when_a_lab_was_passed_after_lab_solve(tmp_path: Path) -> None:
+    one = lab("01")
+    progress = labs.Progress(tmp_path / "p.json")
+    progress.started(one)
+    progress.solved(one)
+    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
+    assert labs.Progress(tmp_path / "p.json").status(one) == "passed, after lab.solve"
+    own = labs.Progress(tmp_path / "q.json")
+    own.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
+    assert own.status(one) == "passed"
+
+
+def test_a_damaged_progress_file_is_a_message(tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text("{not json")
+    with pytest.raises(KitError, match=r"cannot be read .* remove it to start the record afresh"):
+        labs.Progress(tmp_path / "p.json")
