@@ -401,7 +401,7 @@ def _problem_from_pydantic(err: Mapping[str, Any]) -> Problem:
     if kind == "less_than_equal":
         return Problem(where, value, f"is above the maximum {ctx.get('le')}", f"use at most {ctx.get('le')}")
     if kind == "string_pattern_mismatch":
-        return Problem(where, value, "is not a valid name", "use lowercase letters, digits and '-', starting with a letter (it becomes a hostname)")
+        return Problem(where, value, "is not a valid name", "use 1 to 32 lowercase letters, digits and '-', starting with a letter and not ending with '-' (it becomes a hostname)")
     if kind.startswith("ip_v4"):
         if isinstance(value, str) and "/" in value:
             try:
