@@ -17,7 +17,6 @@ checksum; ``require_complete()`` stops provisioning before any node changes.
 from __future__ import annotations
 
 import errno
-import hashlib
 import re
 import shutil
 import threading
@@ -35,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from labkit.errors import KitError
 from labkit.lock import Lock, Pin
 from labkit.lock import key as lock_key
+from labkit.oci import sha256_file as sha256_of
 from labkit.registry import ImageRef
 from labkit.trust import Mirrors, parse_chart_index, parse_checksum_file, read_url
 
@@ -204,14 +204,6 @@ def role_vars(items: Sequence[Item]) -> dict[str, dict[str, str]]:
         if i.kind == "image":
             out[i.name]["ref"] = i.image_ref
     return out
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 State = Literal["present", "missing", "corrupt"]
@@ -392,11 +384,13 @@ def fetch(
     reporter: Reporter | None = None,
     moved: Callable[[Item, Mirrors], Pin] | None = None,
     stop: threading.Event | None = None,
+    states: Sequence[tuple[Item, State]] | None = None,
 ) -> FetchReport:
     """Fetch every missing or corrupt item, in parallel, each verified against its pin; an
     item no one has pinned yet is pinned from the strongest source there is and recorded
     in the cache's ``lock``. ``moved`` finds the current version of a Debian package whose
-    pinned .deb is gone from the mirror. Errors are collected, never raised."""
+    pinned .deb is gone from the mirror; ``states`` is ``status()`` when the caller has it
+    already (every file is hashed once). Errors are collected, never raised."""
     mirrors = mirrors or Mirrors()
     lock = lock or Lock(cache_dir)
     reporter = reporter or Reporter()
@@ -406,7 +400,7 @@ def fetch(
     registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout, stop=stop)
     outcomes: list[Outcome] = []
     todo = []
-    for item, st in status(cache_dir, items):
+    for item, st in states if states is not None else status(cache_dir, items):
         if st == "present":
             outcomes.append(Outcome(item, "present", pin=item.pin))
             reporter.done(item, "present")

@@ -39,6 +39,7 @@ import yaml
 
 from labkit.debs import DEFAULT_MIRROR, STANDINS, AptTree, _extract, _tar, control_of
 from labkit.errors import KitError
+from labkit.oci import sha256_file
 from labkit.proc import require, run
 
 REGISTRY = "registry.labkit.test"
@@ -84,7 +85,7 @@ def _release_files(tree: AptTree, tmp: Path, out: Path, versions: Mapping[str, s
             _tar({p: f"./{p.name}" for p in sorted((root / "usr/lib/cni").iterdir()) if p.is_file()}, target)
         else:
             _tar({root / src: dst for src, dst in wanted.items()}, target)
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        digest = sha256_file(target)
         sums = _upstream_path(out, dl.checksum_url)
         _write(sums, f"{digest}  {target.name}\n".encode())
         overlay[name] = {
@@ -129,7 +130,7 @@ def _image(tree: AptTree, tmp: Path, out: Path, arch: str, suite: str, say: Call
 
 def _download(url: str, sha256: str, target: Path) -> None:
     """A pinned .deb from Debian's mirror into the double, verified."""
-    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+    if target.is_file() and sha256_file(target) == sha256:
         return
     try:
         with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 - Debian's mirror, from the pinned manifest

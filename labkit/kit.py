@@ -155,14 +155,15 @@ class Kit:
 
         resolved = self.resolve()
         items = self.cache_items(arches, locked=locked)
-        todo = [i for i, st in cache.status(resolved.cache_dir, items) if st != "present"]
+        states = cache.status(resolved.cache_dir, items)
+        todo = [i for i, st in states if st != "present"]
         if not todo:
             self.say(f"    all {len(items)} artifact(s) already in the cache, verified: nothing to fetch")
             return cache.FetchReport([cache.Outcome(i, "present", pin=i.pin) for i in items], [])
         self.say(f"    fetching {len(todo)} of {len(items)} artifact(s) into {resolved.cache_dir}")
         moved = MovedDebs(resolved.config.box.suite, resolved.apt_keyring, say=self.say)
         with self.reporter(todo) as reporter:
-            report = cache.fetch(resolved.cache_dir, items, jobs=jobs, mirrors=self.mirrors(), lock=Lock(resolved.cache_dir), reporter=reporter, moved=moved)
+            report = cache.fetch(resolved.cache_dir, items, jobs=jobs, mirrors=self.mirrors(), lock=Lock(resolved.cache_dir), reporter=reporter, moved=moved, states=states)
         for line in report.summary():
             self.say(f"    {line}")
         if report.errors:

@@ -119,6 +119,8 @@ def _parse(path: Path) -> dict[str, Pin]:
         raise KitError(f"{path} is not a labkit lock (no `pins:` mapping). Fix or remove it")
     out = {}
     for k, raw in pins.items():
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise KitError(f"{path}: entry {k!r} is malformed (a mapping of text fields is expected). Fix or remove it")
         try:
             pin = Pin(**raw)
         except TypeError as exc:
@@ -163,12 +165,10 @@ class Lock:
         """Add a pin (merged with what another process may have written meanwhile)."""
         k = key(name, version, arch)
         with self._exclusive():
-            current = _parse(self.path)
-            kept = merge_pin(k, current.get(k), replace(pin, date=pin.date or now()))
-            current[k] = kept
+            current = merge(_parse(self.path), {k: replace(pin, date=pin.date or now())})
             self._write(current)
             self._pins = current
-        return kept
+        return current[k]
 
     def drop(self, keys: list[str]) -> None:
         with self._exclusive():

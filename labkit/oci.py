@@ -49,6 +49,15 @@ def _put(store: Path, data: bytes) -> str:
     return f"sha256:{digest}"
 
 
+def sha256_file(path: Path) -> str:
+    """The sha256 (hex) of a file, read in chunks: the one file hash of the kit."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write through a temporary name of this process and thread, then rename: workers
     that fetch the same blob at once never write into each other's file."""
@@ -116,7 +125,7 @@ def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) ->
     """Blobs a stored manifest (or, for an index, its ``arch`` image) refers to that are
     absent or do not match their digest."""
     path = store / "blobs" / "sha256" / manifest_digest.removeprefix("sha256:")
-    if not path.is_file() or f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}" != manifest_digest:
+    if not path.is_file() or f"sha256:{sha256_file(path)}" != manifest_digest:
         return [manifest_digest]
     manifest = json.loads(path.read_bytes())
     if "manifests" in manifest:
@@ -126,7 +135,7 @@ def missing_blobs(store: Path, manifest_digest: str, arch: str | None = None) ->
     bad = []
     for ref in refs:
         blob = store / "blobs" / "sha256" / ref.removeprefix("sha256:")
-        if not blob.is_file() or f"sha256:{hashlib.sha256(blob.read_bytes()).hexdigest()}" != ref:
+        if not blob.is_file() or f"sha256:{sha256_file(blob)}" != ref:
             bad.append(ref)
     return bad
 

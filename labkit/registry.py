@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import KitError
-from labkit.oci import platform_manifest, tag_image, write_atomic
+from labkit.oci import platform_manifest, sha256_file, tag_image, write_atomic
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
@@ -211,7 +211,7 @@ class RegistryClient:
     def _blob(self, ref: ImageRef, path: str, digest: str, store: Path, accept: str, progress: Callable[[int], None]) -> bytes:
         """A manifest or index, kept in the store once its digest is checked."""
         target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
-        if target.is_file() and "sha256:" + hashlib.sha256(target.read_bytes()).hexdigest() == digest:
+        if target.is_file() and "sha256:" + sha256_file(target) == digest:
             return target.read_bytes()
         data, _ = self._get(ref, path, accept)
         got = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -225,7 +225,7 @@ class RegistryClient:
         """A config or layer, streamed to disk and hashed on the way (memory stays flat),
         kept only once its digest is checked; stops at the next chunk when asked to."""
         target = store / "blobs" / "sha256" / digest.removeprefix("sha256:")
-        if target.is_file() and _sha256_file(target) == digest:
+        if target.is_file() and "sha256:" + sha256_file(target) == digest:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -246,11 +246,3 @@ class RegistryClient:
             raise KitError(f"{ref}: storing blobs/{digest} in {store} failed ({exc.strerror or exc})") from None
         finally:
             part.unlink(missing_ok=True)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()

@@ -187,7 +187,8 @@ def serving(cache_dir: Path, host: str, port: int, *, allow: Sequence[ipaddress.
     thread.start()
     started.wait(30)
     if failure:
-        loop.run_until_complete(runner.cleanup()) if not loop.is_running() else None
+        thread.join(timeout=30)  # it returned without running the loop
+        loop.run_until_complete(runner.cleanup())
         loop.close()
         exc = failure[0]
         raise KitError(f"cannot serve the artifact cache on {host}:{port}: {getattr(exc, 'strerror', exc)}. Is another `./kit` running, or is {host} not on this host?")

@@ -500,3 +500,13 @@ def test_ctrl_c_stops_a_fetch_hides_the_partial_file_and_a_rerun_resumes(tmp_pat
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "pins",
+    ["pins: {x: {sha256: 1, source: download, url: u}}", "pins: {x: {sha256: [a], source: [download], url: u}}", "pins: {x: text}", "pins: {x: {bogus: y}}"],
+)
+def test_a_lock_entry_of_the_wrong_shape_is_a_message(tmp_path: Path, pins: str) -> None:
+    (tmp_path / "labkit.lock.yml").write_text(pins + "\n")
+    with pytest.raises(KitError, match="entry 'x' is malformed"):
+        Lock(tmp_path).pins()
