@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from labkit.errors import KitError
 from labkit.lock import Lock, Pin
 from labkit.lock import key as lock_key
+from labkit.oci import missing_blobs, resolve_tag
 from labkit.oci import sha256_file as sha256_of
-from labkit.registry import ImageRef
+from labkit.registry import ImageRef, RegistryClient, digest_refs
 from labkit.trust import Mirrors, parse_chart_index, parse_checksum_file, read_url
 
 MANIFEST = Path(__file__).with_name("artifacts.yml")
@@ -217,8 +218,6 @@ def state_of(cache_dir: Path, item: Item) -> State:
         return "missing"
     if sha256_of(path) != item.sha256:
         return "corrupt"
-    from labkit.oci import missing_blobs, resolve_tag
-
     if item.kind == "image":
         if missing_blobs(cache_dir / "oci", f"sha256:{item.sha256}"):
             return "corrupt"
@@ -227,8 +226,6 @@ def state_of(cache_dir: Path, item: Item) -> State:
             return "missing"  # the tag the nodes ask for does not give them the pinned image
         return "present"
     if item.pulls_images:
-        from labkit.registry import digest_refs
-
         for ref_text in digest_refs(path.read_text()):
             if missing_blobs(cache_dir / "oci", str(ImageRef.parse(ref_text).digest), item.arch):
                 return "missing"  # the file is there, not yet every image it pins
@@ -395,8 +392,6 @@ def fetch(
     lock = lock or Lock(cache_dir)
     reporter = reporter or Reporter()
     stop = stop or threading.Event()
-    from labkit.registry import RegistryClient, digest_refs
-
     registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout, stop=stop)
     outcomes: list[Outcome] = []
     todo = []

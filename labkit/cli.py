@@ -475,24 +475,10 @@ def _ensure_host_packages(c: Context, full: bool) -> None:
     missing = [tool for tool in wanted if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists()]
     if not missing:
         return
-    pins = [line.strip() for line in (ROOT / "scripts/host-packages.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
-    command = ["apt-get", "install", "-y", "-q", *pins]
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
-        raise Exit(f"✗ missing {', '.join(missing)}: install them (Debian/Ubuntu: `sudo {' '.join(command)}`)", code=1)
+        raise Exit(f"✗ missing {', '.join(missing)}: install them (Debian/Ubuntu: `sudo scripts/install-host-packages`, the pins of scripts/host-packages.txt)", code=1)
     _say(f"installing the pinned host packages ({', '.join(missing)} missing)")
-    _run(c, ["apt-get", "update", "-q"])
-    try:
-        _run(c, command, DEBIAN_FRONTEND="noninteractive")
-    except Exit:
-        # Debian moved on: a pinned version left the mirror. Take the current ones, which
-        # apt verifies through Debian's signed index, and say which pins moved.
-        _say("some pinned host packages are no longer on Debian's mirror: installing the current versions")
-        _run(c, ["apt-get", "install", "-y", "-q", *(p.split("=")[0] for p in pins)], DEBIAN_FRONTEND="noninteractive")
-        for pin in pins:
-            name, _, want = pin.partition("=")
-            now = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True, check=False).stdout
-            if now != want:
-                _say(f"  {name}: pinned {want}, now {now} (bump scripts/host-packages.txt)")
+    _run(c, [str(ROOT / "scripts/install-host-packages")])
 
 
 def _vagrant_validate(c: Context) -> None:
