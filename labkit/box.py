@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import time
@@ -177,6 +179,28 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
     ssh_dir.chmod(0o700)
 
 
+def unmount_below(path: Path, mounts: Path = Path("/proc/self/mounts"), umount: Callable[[str], object] | None = None) -> list[str]:
+    """Unmount whatever is mounted at or below ``path``, deepest first, and return the mount
+    points. debootstrap can leave the target's /proc mounted; mkfs.ext4 cannot copy it, and
+    removing the work folder through it would reach the host's /proc."""
+    where = str(path.resolve())
+    points = []
+    for line in mounts.read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])  # \040 is a space
+        if point == where or point.startswith(where + "/"):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        if umount is not None:
+            umount(point)
+        else:
+            # --lazy: detached at once even while busy, so nothing below is reachable.
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+    return points
+
+
 def _chroot(root: Path, *argv: str, what: str) -> None:
     run(["chroot", root, *argv], capture=True, what=what, env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"})
 
@@ -194,56 +218,66 @@ def build(spec: BoxSpec, cache_dir: Path, *, force: bool = False, say: Callable[
     pubkey = vagrant_insecure_key().read_text()
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="labkit-box-", dir=target.parent) as tmp:
-        work = Path(tmp)
-        root = work / "rootfs"
-        t0 = time.monotonic()
-        say(f"[1/4] debootstrap {spec.suite} ({len(BOX_PACKAGES)} packages) from {spec.mirror} — takes a few minutes")
-        run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--arch={spec.arch}",
-                "--include=" + ",".join(BOX_PACKAGES),
-                spec.suite,
-                root,
-                spec.mirror,
-            ],
-            capture=True,
-            what="debootstrap",
-        )
-        say(f"      done in {time.monotonic() - t0:.0f} s")
-        t1 = time.monotonic()
-        say("[2/4] configure the base box (vagrant user, network, small initramfs)")
-        configure_rootfs(root, pubkey)
-        _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", "--uid", "1000", "vagrant", what="useradd vagrant")
-        _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant", what="chown /home/vagrant")
-        _chroot(root, "update-initramfs", "-u", "-k", "all", what="update-initramfs")
-        _chroot(root, "apt-get", "clean", what="apt-get clean")
-        kernels = sorted((root / "boot").glob("vmlinuz-*"))
-        initrds = sorted((root / "boot").glob("initrd.img-*"))
-        if not kernels or not initrds:
-            raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-amd64 installable from the mirror?")
-        shutil.copy2(kernels[-1], work / "vmlinuz")
-        shutil.copy2(initrds[-1], work / "initrd.img")
-        say(f"      done in {time.monotonic() - t1:.0f} s")
-        t2 = time.monotonic()
-        say(f"[3/4] write the {DISK_GIB} GiB ext4 image and compress it to qcow2")
-        raw = work / "root.ext4"
-        with raw.open("wb") as fh:
-            fh.truncate(DISK_GIB * 1024**3)
-        run(["mkfs.ext4", "-q", "-L", "root", "-d", root, raw], capture=True, what="mkfs.ext4")
-        run(["qemu-img", "convert", "-c", "-O", "qcow2", raw, work / "box.img"], capture=True, what="qemu-img convert")
-        raw.unlink()
-        say(f"      done in {time.monotonic() - t2:.0f} s")
-        say("[4/4] pack the box")
-        (work / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()}))
-        (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
-        partial = work / "out.box"
-        with tarfile.open(partial, "w") as tar:
-            for name in ("metadata.json", "Vagrantfile", "vmlinuz", "initrd.img", "box.img"):
-                tar.add(work / name, arcname=name)
-        for stale in target.parent.glob(f"{spec.name.replace('/', '-')}-{spec.suite}-{spec.arch}-*.box"):
-            stale.unlink()
-        partial.replace(target)
-    say(f"box built in {time.monotonic() - t0:.0f} s: {target} ({target.stat().st_size / 1e6:.0f} MB)")
+        try:
+            _build_in(Path(tmp), spec, target, pubkey, say)
+        finally:
+            unmount_below(Path(tmp))  # before the folder is removed
     return target
+
+
+def _build_in(work: Path, spec: BoxSpec, target: Path, pubkey: str, say: Callable[[str], None]) -> None:
+    root = work / "rootfs"
+    t0 = time.monotonic()
+    say(f"[1/4] debootstrap {spec.suite} ({len(BOX_PACKAGES)} packages) from {spec.mirror} — takes a few minutes")
+    run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--arch={spec.arch}",
+            "--include=" + ",".join(BOX_PACKAGES),
+            spec.suite,
+            root,
+            spec.mirror,
+        ],
+        capture=True,
+        what="debootstrap",
+    )
+    left = unmount_below(root)
+    if left:
+        say(f"      debootstrap left {', '.join(left)} mounted: unmounted")
+    say(f"      done in {time.monotonic() - t0:.0f} s")
+    t1 = time.monotonic()
+    say("[2/4] configure the base box (vagrant user, network, small initramfs)")
+    configure_rootfs(root, pubkey)
+    _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", "--uid", "1000", "vagrant", what="useradd vagrant")
+    _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant", what="chown /home/vagrant")
+    _chroot(root, "update-initramfs", "-u", "-k", "all", what="update-initramfs")
+    _chroot(root, "apt-get", "clean", what="apt-get clean")
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-amd64 installable from the mirror?")
+    shutil.copy2(kernels[-1], work / "vmlinuz")
+    shutil.copy2(initrds[-1], work / "initrd.img")
+    say(f"      done in {time.monotonic() - t1:.0f} s")
+    t2 = time.monotonic()
+    say(f"[3/4] write the {DISK_GIB} GiB ext4 image and compress it to qcow2")
+    raw = work / "root.ext4"
+    with raw.open("wb") as fh:
+        fh.truncate(DISK_GIB * 1024**3)
+    unmount_below(root)  # a chroot step may have mounted something too: mkfs.ext4 -d copies the tree
+    run(["mkfs.ext4", "-q", "-L", "root", "-d", root, raw], capture=True, what="mkfs.ext4")
+    run(["qemu-img", "convert", "-c", "-O", "qcow2", raw, work / "box.img"], capture=True, what="qemu-img convert")
+    raw.unlink()
+    say(f"      done in {time.monotonic() - t2:.0f} s")
+    say("[4/4] pack the box")
+    (work / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()}))
+    (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
+    partial = work / "out.box"
+    with tarfile.open(partial, "w") as tar:
+        for name in ("metadata.json", "Vagrantfile", "vmlinuz", "initrd.img", "box.img"):
+            tar.add(work / name, arcname=name)
+    for stale in target.parent.glob(f"{spec.name.replace('/', '-')}-{spec.suite}-{spec.arch}-*.box"):
+        stale.unlink()
+    partial.replace(target)
+    say(f"box built in {time.monotonic() - t0:.0f} s: {target} ({target.stat().st_size / 1e6:.0f} MB)")

@@ -268,8 +268,21 @@ def lab_check(c: Context, lab: str) -> None:
 @task(name="solve", help={"lab": "Lab number, e.g. 01."})
 @friendly
 def lab_solve(c: Context, lab: str) -> None:
-    """Perform LAB's steps with its solution playbook (labs/NN-*/solution.yml)."""
-    kit().lab_solve(_lab(lab))
+    """Do LAB's remaining steps with the guide's own commands (README.md), each held to its checks."""
+    the_lab = _lab(lab)
+    runs = kit().lab_solve(the_lab)
+    _say(f"✓ lab {the_lab.id} solved: {sum(r.ran for r in runs)} step(s) done by the guide's commands, {sum(not r.ran for r in runs)} done already")
+
+
+@task(name="walk", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_walk(c: Context, lab: str) -> None:
+    """Test LAB's guide on a just-started lab: run each step's commands as written; every check must fail before its step and pass after it."""
+    the_lab = _lab(lab)
+    runs = kit().lab_solve(the_lab, strict=True)
+    for r in runs:
+        _say(f"  step {r.number}  {r.seconds:6.1f} s  {r.title}")
+    _say(f"✓ lab {the_lab.id}: the guide's {len(runs)} steps ran as written, each check failed before its step and passed after it")
 
 
 @task(name="reset", help={"lab": "Lab number, e.g. 01."})
@@ -303,10 +316,17 @@ def lab_status(c: Context, json: bool = False) -> None:
 def lab_snapshot(c: Context, lab: str, name: str) -> None:
     """Take a snapshot of the lab's nodes from the host, named labNN-NAME (dropped by lab.reset)."""
     the_lab = _lab(lab)
-    k = kit()
-    snap = f"lab{the_lab.id}-{name}"
-    k.vagrant().snapshot("save", snap, k.lab_nodes(the_lab))
-    _say(f"✓ snapshot {snap} taken; restore it with `vagrant snapshot restore {k.lab_nodes(the_lab)[0]} {snap}`")
+    snap = kit().lab_snapshot(the_lab, name)
+    _say(f"✓ snapshot {snap} taken; go back to it with `./kit lab.restore {the_lab.id} {name}`")
+
+
+@task(name="restore", help={"lab": "Lab number, e.g. 01.", "name": "The name given to lab.snapshot."})
+@friendly
+def lab_restore(c: Context, lab: str, name: str) -> None:
+    """Put the lab's nodes back to your snapshot labNN-NAME (taken with lab.snapshot)."""
+    the_lab = _lab(lab)
+    snap = kit().lab_snapshot(the_lab, name, restore=True)
+    _say(f"✓ the lab's nodes are back at {snap}")
 
 
 # ---------------------------------------------------------------------- box
@@ -580,7 +600,7 @@ def cache_samples(c: Context) -> None:
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench, budget)
 namespace.add_collection(Collection("box", build))
 namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples, cache_bench))
-namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_reset, lab_status, lab_snapshot, lab_ladder))
+namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_walk, lab_reset, lab_status, lab_snapshot, lab_restore, lab_ladder))
 _tests = Collection("test")
 _tests.add_task(everything, name="all", default=True)
 _tests.add_task(lint)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -448,14 +449,38 @@ class Kit:
         return action
 
     def lab_files(self, lab: Any) -> list[Path]:
-        """Copy the lab's manifests and scripts to ~/labNN on its nodes (playbooks/lab-files.yml)."""
+        """Put the lab's manifests and scripts in ~/labNN on its nodes, and its images in
+        containerd on every node, from the cache the kit serves meanwhile (playbooks/lab-files.yml)."""
+        from labkit import serve
+
         files = sorted([*lab.path.glob("manifests/*.yaml"), *lab.path.glob("*.sh")])
         nodes = self.lab_nodes(lab)
         self.say(f"putting the lab's files in ~/lab{lab.id} on {', '.join(nodes)}: {', '.join(f.name for f in files) or '(an empty folder)'}")
-        inv = self.running_inventory(self.resolve())
-        extra = json.dumps({"lab_id": lab.id, "lab_files": [str(f) for f in files]})
-        runner.playbook(self.root, "lab-files.yml", inv, limit=",".join(nodes), extra=["-e", extra], emit=lambda _: None, state_dir=self.state_dir)
+        if lab.spec.images:
+            self.say(f"pulling the lab's images into containerd on every node: {', '.join(lab.spec.images)}")
+        resolved = self.resolve()
+        inv = self.running_inventory(resolved)
+        extra = json.dumps({"lab_id": lab.id, "lab_nodes": nodes, "lab_files": [str(f) for f in files], "lab_images": lab.spec.images})
+        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]):
+            runner.playbook(self.root, "lab-files.yml", inv, extra=["-e", extra], emit=lambda _: None, state_dir=self.state_dir)
         return files
+
+    def lab_snapshot(self, lab: Any, name: str, restore: bool = False) -> str:
+        """Take (or restore) the student's own snapshot labNN-NAME of the lab's nodes."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
+            raise KitError(f"{name!r} cannot name a snapshot: use up to 40 letters, digits, '.', '_' or '-'")
+        snap = f"lab{lab.id}-{name}"
+        nodes = self.lab_nodes(lab)
+        if restore:
+            lister = self._snapshot_lister()
+            lacking = [n for n in nodes if snap not in lister(n)]
+            if lacking:
+                raise KitError(f"{', '.join(lacking)} has no snapshot {snap}: take it first with `./kit lab.snapshot {lab.id} {name}`")
+            self.vagrant().snapshot("restore", snap, nodes)
+            runner.close_ssh_masters(self.state_dir)
+        else:
+            self.vagrant().snapshot("save", snap, nodes)
+        return snap
 
     def lab_reset(self, lab: Any) -> None:
         """Put every node back to the lab's starting snapshot and drop the student's own snapshots."""
@@ -474,13 +499,22 @@ class Kit:
                     self.vagrant().snapshot("delete", snap, [node])
         labs.Progress(self.progress_path).reset(lab)
 
-    def lab_solve(self, lab: Any) -> runner.PlaybookRun:
-        from labkit import labs, serve
+    def lab_solve(self, lab: Any, strict: bool = False) -> list[Any]:
+        """Walk the lab's guide (labkit.guide): each step's own commands, as the student runs
+        them, held to the step's checks. ``strict`` (`./kit lab.walk`): every step's checks
+        must also fail before it, as on a lab just started."""
+        from labkit import guide, labs
 
         self.lab_require_layers(lab)
-        resolved = self.resolve()
-        inv = self.write_inventory(resolved)
-        with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]):
-            run = runner.playbook(self.root, str(lab.path / "solution.yml"), inv, emit=self.say, state_dir=self.state_dir)
+        nodes = self.lab_context(lab)
+        runs = guide.walk(
+            lab,
+            nodes,
+            guide.Runner(nodes, self.root, self.say),
+            lambda ids: labs.run_checks(lab, nodes, only=ids),
+            self.say,
+            strict=strict,
+            after_host=lambda: runner.close_ssh_masters(self.state_dir),
+        )
         labs.Progress(self.progress_path).solved(lab)
-        return run
+        return runs

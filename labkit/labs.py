@@ -1,9 +1,9 @@
 """The lab runner: discovery, checks (✓/✗ with a hint), solve, snapshot reset, progress.
 
 A lab is a folder ``labs/NN-slug/`` with ``lab.yml`` (id, title, layer, needs, minutes,
-steps and the check ids of each), ``README.md`` (the guide), ``checks.py`` (small named
-checks) and ``solution.yml`` (an Ansible playbook that performs the steps).  The runner
-knows nothing specific to any lab.
+the images its steps run, steps and the check ids of each), ``README.md`` (the guide, whose
+``sh`` blocks are the steps' commands: ``labkit.guide`` runs them for `./kit lab.solve`)
+and ``checks.py`` (small named checks).  The runner knows nothing specific to any lab.
 
 A check is a function registered with ``@check(id, hint)`` that takes a ``Nodes`` object
 (testinfra hosts by node name) and raises ``AssertionError`` when the step is not done.
@@ -47,6 +47,9 @@ class LabSpec(_Strict):
     needs: list[Layer] = []
     minutes: Annotated[int, Field(ge=1)]
     nodes: list[str] = []  # which nodes the checks look at (empty: the first node)
+    # Images the steps run, pulled into containerd on every node by `./kit lab.start` (from
+    # the cache, while the kit serves it), so no step needs a registry or a host process.
+    images: list[str] = []
     steps: Annotated[list[Step], Field(min_length=1)]
 
 
@@ -142,11 +145,14 @@ class Result:
     seconds: float
 
 
-def run_checks(lab: Lab, nodes: Any) -> list[Result]:
-    """Run every check of ``lab`` against ``nodes``, in step order."""
+def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None) -> list[Result]:
+    """Run every check of ``lab`` (or those in ``only``) against ``nodes``, in step order."""
+    wanted = None if only is None else set(only)
     results = []
     for step in lab.spec.steps:
         for check_id in step.checks:
+            if wanted is not None and check_id not in wanted:
+                continue
             chk = lab.checks[check_id]
             start = time.monotonic()
             try:

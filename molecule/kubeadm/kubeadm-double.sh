@@ -18,6 +18,9 @@ case "${1:-}" in
         mkdir -p /etc/kubernetes/pki
         printf 'apiVersion: v1\nkind: Config\nclusters: []\n' > /etc/kubernetes/admin.conf
         ;;
+    reset)
+        rm -rf /etc/kubernetes/admin.conf /etc/kubernetes/pki /etc/kubernetes/kubelet.conf
+        ;;
     token)
         [ "${2:-}" = create ] || exit 1
         [ -f /etc/kubernetes/admin.conf ] || { echo "kubeadm double: token create before init" >&2; exit 1; }

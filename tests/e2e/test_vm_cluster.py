@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 
 from tests.e2e.harness import ROOT, Cluster, record
 
@@ -211,9 +213,12 @@ def test_upstream_serving_other_bytes_for_the_same_version_is_refused(cluster: C
 
 
 @pytest.mark.parametrize("lab", ["01", "02"])
-def test_lab_checks_fail_then_pass_after_solve_then_fail_after_reset(cluster: Cluster, lab: str) -> None:
-    """Labs 01-02 on the real VMs: every check fails on a fresh cluster, passes after
-    lab.solve, and fails again after lab.reset (snapshot restore)."""
+def test_lab_guide_runs_as_written_each_check_failing_before_its_step(cluster: Cluster, lab: str) -> None:
+    """Labs 01-02 on the real VMs, as a student walks them: after lab.start every check
+    fails; `lab.walk` runs the guide's own sh blocks step by step (on the node as user
+    vagrant, on the host only for `# on the host` blocks, no cache served) and holds each
+    step to its checks: failing before it, passing after it. Then lab.check passes,
+    lab.solve finds every step done, and after lab.reset every check fails again."""
 
     def check(expect_ok: bool) -> tuple[int, float]:
         start = time.monotonic()
@@ -229,13 +234,19 @@ def test_lab_checks_fail_then_pass_after_solve_then_fail_after_reset(cluster: Cl
 
     t = time.monotonic()
     cluster.kit("lab.start", lab, timeout=1200)
-    record(f"lab {lab}: start (take the snapshot)", time.monotonic() - t)
+    record(f"lab {lab}: start (files, images, the snapshot)", time.monotonic() - t)
     total, _ = check(expect_ok=False)
     t = time.monotonic()
-    cluster.kit("lab.solve", lab, timeout=1200)
-    record(f"lab {lab}: solve", time.monotonic() - t)
+    walked = cluster.kit("lab.walk", lab, timeout=2400)
+    record(f"lab {lab}: the guide walked as written", time.monotonic() - t)
+    steps = re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)
+    assert len(steps) == len(yaml.safe_load(next((ROOT / "labs").glob(f"{lab}-*/lab.yml")).read_text())["steps"]), walked.stdout
+    for number, secs, title in steps:
+        record(f"lab {lab}: guide step {number} ({title})", float(secs))
     _, check_secs = check(expect_ok=True)
     record(f"lab {lab}: check ({total} checks, all pass)", check_secs)
+    solved = cluster.kit("lab.solve", lab, timeout=600)
+    assert f"0 step(s) done by the guide's commands, {len(steps)} done already" in solved.stdout, solved.stdout
     t = time.monotonic()
     cluster.kit("lab.reset", lab, timeout=1200)
     record(f"lab {lab}: reset (snapshot restore)", time.monotonic() - t)

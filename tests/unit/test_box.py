@@ -73,3 +73,18 @@ def test_box_vagrantfile_boots_the_shipped_kernel() -> None:
     assert 'File.join(File.dirname(__FILE__), "vmlinuz")' in box.BOX_VAGRANTFILE
     assert "root=/dev/vda" in box.BOX_VAGRANTFILE
     assert "disabled: true" in box.BOX_VAGRANTFILE
+
+
+def test_what_debootstrap_left_mounted_is_unmounted_deepest_first(tmp_path: Path) -> None:
+    work = tmp_path / "labkit box"
+    mounts = tmp_path / "mounts"
+    escaped = str(work).replace(" ", "\\040")
+    mounts.write_text(
+        f"proc /proc proc rw 0 0\nproc {escaped}/rootfs/proc proc rw 0 0\nsysfs {escaped}/rootfs/proc/sys/fs/binfmt_misc binfmt_misc rw 0 0\n"
+        f"tmpfs {escaped}-other/x tmpfs rw 0 0\n"
+    )
+    unmounted: list[str] = []
+    found = box.unmount_below(work, mounts=mounts, umount=unmounted.append)  # a recording test double of umount
+    assert unmounted == [f"{work}/rootfs/proc/sys/fs/binfmt_misc", f"{work}/rootfs/proc"]
+    assert sorted(found) == sorted(unmounted)
+    assert box.unmount_below(tmp_path / "elsewhere", mounts=mounts, umount=unmounted.append) == []

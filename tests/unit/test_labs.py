@@ -3,9 +3,12 @@ a node (FakeHost): the real VMs prove the checks end to end (tests/e2e)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -76,7 +79,7 @@ def test_every_lab_is_discovered_with_its_checks() -> None:
     assert [lab.id for lab in found] == ["01", "02", "03", "04", "05", "06"]
     for one in found:
         assert (one.path / "README.md").exists()
-        assert (one.path / "solution.yml").exists()
+        assert (one.path / "lab.yml").exists()
 
 
 def test_unknown_lab_lists_the_labs() -> None:
@@ -243,22 +246,33 @@ def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(t
 def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json as _json
 
-    from labkit import runner
+    from labkit import runner, serve
     from labkit.config import HostContext
     from labkit.kit import Kit
     from tests.unit.test_config_errors import VALID, write
 
     k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
     k.resolve(HostContext())
-    calls: list[tuple[str, list[str], str]] = []
+    calls: list[tuple[str, list[str], bool]] = []
+    served: list[bool] = []
+
+    @contextlib.contextmanager
+    def serving(*args: Any, **kw: Any) -> Iterator[str]:  # a test double of serve.serving
+        served.append(True)
+        yield "http://test"
+        served.append(False)
+
+    monkeypatch.setattr(serve, "serving", serving)
     monkeypatch.setattr(k, "running_inventory", lambda resolved: tmp_path / "inventory.yml")
-    monkeypatch.setattr(runner, "playbook", lambda root, name, inv, **kw: calls.append((name, kw["extra"], kw["limit"])))  # a recording test double
-    files = k.lab_files(labs.find(labs.discover(), "03"))
-    assert [f.name for f in files] == ["client.yaml", "service.yaml", "web.yaml"]
-    name, extra, limit = calls[0]
+    monkeypatch.setattr(runner, "playbook", lambda root, name, inv, **kw: calls.append((name, kw["extra"], served[-1])))  # a recording test double
+    files = k.lab_files(labs.find(labs.discover(), "02"))
+    assert files == []
+    name, extra, cache_served = calls[0]
     sent = _json.loads(extra[1])
-    assert (name, sent["lab_id"], limit) == ("lab-files.yml", "03", "cp1")
-    assert [Path(f).name for f in sent["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
+    assert (name, sent["lab_id"], sent["lab_nodes"], cache_served) == ("lab-files.yml", "02", ["cp1"], True)
+    assert sent["lab_images"] == ["labkit.local/samples/web:v1"]  # pulled into containerd on every node while the cache is served
+    assert [f.name for f in k.lab_files(labs.find(labs.discover(), "03"))] == ["client.yaml", "service.yaml", "web.yaml"]
+    assert [Path(f).name for f in _json.loads(calls[1][1][1])["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
     assert [f.name for f in k.lab_files(labs.find(labs.discover(), "06"))] == ["measure.sh"]
 
 

@@ -1,8 +1,10 @@
 """What the kubeadm roles did, read from the kubeadm test double's record.
 
-After converge, idempotence (a second converge) and the side effect (worker2 added):
-kubeadm init ran once, each worker joined once, a fresh token was created only for the
-runs that joined a worker, and the join configuration (it holds the token) is gone.
+After converge, idempotence (a second converge) and the side effects (worker2 added; an
+init interrupted after admin.conf; a cluster from before the completion marker): kubeadm
+init ran once, then reset and once more for the interrupted init and never for the adopted
+cluster, each worker joined once, a fresh token was created only for the runs that joined a
+worker, and the join configuration (it holds the token) is gone.
 """
 
 import yaml
@@ -14,11 +16,15 @@ def calls(host, verb):
     return [line for line in host.file(LOG).content_string.splitlines() if line.startswith(verb)]
 
 
-def test_init_ran_once_with_the_rendered_config(host):
+def test_init_ran_once_then_again_only_after_the_interrupted_one_was_reset(host):
     if host.backend.get_hostname() != "cp1":
-        assert calls(host, "init") == []
+        assert calls(host, "init") == [] and calls(host, "reset") == []
         return
-    assert calls(host, "init") == ["init --config /etc/kubernetes/labkit/kubeadm-init.yaml --skip-token-print"]
+    init = "init --config /etc/kubernetes/labkit/kubeadm-init.yaml --skip-token-print"
+    verbs = [line for line in host.file(LOG).content_string.splitlines() if line.startswith(("init", "reset"))]
+    assert verbs == [init, "reset --force --cri-socket unix:///run/containerd/containerd.sock", init]
+    marker = host.file("/var/lib/labkit/kubeadm-init.done")
+    assert marker.content_string == "kubeadm init finished before this marker existed (the API server was ready): Kubernetes 1.36.4\n"
     config = host.file("/etc/kubernetes/labkit/kubeadm-init.yaml")
     assert config.mode == 0o600
     init = next(d for d in yaml.safe_load_all(config.content_string) if d["kind"] == "InitConfiguration")
