@@ -57,7 +57,7 @@ def parse(readme: Path) -> list[Step]:
         raise KitError(f"cannot read the guide {readme}: {exc}") from None
     tokens = MarkdownIt("commonmark").parse(text)
     in_steps = False
-    depth = 0  # nesting of ordered lists below the Steps heading
+    lists: list[str] = []  # the lists open below the Steps heading, outermost first
     step = 0
     blocks: dict[int, list[Block]] = {}
     for i, tok in enumerate(tokens):
@@ -66,16 +66,16 @@ def parse(readme: Path) -> list[Step]:
             continue
         if not in_steps:
             continue
-        if tok.type == "ordered_list_open":
-            depth += 1
-            if depth == 1:
+        if tok.type in ("ordered_list_open", "bullet_list_open"):
+            if not lists and tok.type == "ordered_list_open":
                 step = int(tok.attrs.get("start", 1) or 1) - 1
-        elif tok.type == "ordered_list_close":
-            depth -= 1
-        elif tok.type == "list_item_open" and depth == 1:
-            step += 1
+            lists.append(tok.type)
+        elif tok.type in ("ordered_list_close", "bullet_list_close"):
+            lists.pop()
+        elif tok.type == "list_item_open" and lists == ["ordered_list_open"]:
+            step += 1  # an item of the steps' own list, not of a list inside a step
             blocks.setdefault(step, [])
-        elif tok.type == "fence" and depth >= 1 and tok.info.split()[:1] == ["sh"]:
+        elif tok.type == "fence" and lists[:1] == ["ordered_list_open"] and tok.info.split()[:1] == ["sh"]:
             first = tok.content.lstrip().split("\n", 1)[0].strip()
             where: Literal["node", "host"] = "host" if first.lower() == HOST_MARK else "node"
             blocks[step].append(Block(step, where, tok.content, (tok.map or [0])[0] + 1))

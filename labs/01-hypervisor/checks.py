@@ -20,15 +20,23 @@ def virt_recorded(nodes):
 @check("virtio_recorded", hint="List the virtio drivers: `ls /sys/bus/virtio/drivers > ~/lab01/virtio.txt` (step 2).")
 def virtio_recorded(nodes):
     recorded = set(_recorded(nodes.first, "virtio.txt").split())
-    actual = set(nodes.first.check_output("ls /sys/bus/virtio/drivers").split())
-    assert {"virtio_blk", "virtio_net"} <= actual, "this node has no virtio disk or NIC (is it a VM?)"
+    actual = set(nodes.first.check_output("ls /sys/bus/virtio/drivers 2>/dev/null || true").split())
+    # libvirt gives the nodes a virtio disk and NIC; VirtualBox a virtio NIC (the kit's
+    # Vagrantfile asks for it) beside an emulated SATA disk.
+    assert "virtio_net" in actual, "this node has no virtio NIC (is it one of the kit's VMs?)"
     assert recorded == actual, f"virtio.txt lists {sorted(recorded)}, the node has {sorted(actual)}"
 
 
-@check("cpu_flag_recorded", hint="Find the flag that betrays a hypervisor: `grep -o -w -m1 hypervisor /proc/cpuinfo > ~/lab01/cpuflag.txt` (step 3).")
+@check(
+    "cpu_flag_recorded",
+    hint="Find the flag that betrays a hypervisor: `grep -o -w -m1 hypervisor /proc/cpuinfo > ~/lab01/cpuflag.txt` (step 3; on arm64 the guide's command records there is none).",
+)
 def cpu_flag_recorded(nodes):
-    assert _recorded(nodes.first, "cpuflag.txt") == "hypervisor", "cpuflag.txt should hold the one flag a VM's CPU shows: hypervisor"
-    assert nodes.first.run("grep -q -w hypervisor /proc/cpuinfo").rc == 0
+    recorded = _recorded(nodes.first, "cpuflag.txt")
+    if nodes.first.run("grep -q -w hypervisor /proc/cpuinfo").rc == 0:
+        assert recorded == "hypervisor", "cpuflag.txt should hold the one flag a VM's x86 CPU shows: hypervisor"
+    else:  # an arm64 CPU has no such flag: the guide's command says so
+        assert recorded.startswith("no hypervisor flag"), "this CPU shows no hypervisor flag: run the guide's command, which records that"
 
 
 @check("boot_time_recorded", hint="Save `systemd-analyze` to ~/lab01/boot.txt and compare kernel and userspace time (step 4).")

@@ -54,7 +54,7 @@ def etcd_keys_read(nodes):
     assert "/registry/namespaces/kube-system" in lines, "etcd-keys.txt should list /registry/namespaces/kube-system: the cluster's objects are keys in etcd"
 
 
-@check("web_deployed", hint="`kubectl apply -f manifests/web.yaml` (step 2), then `kubectl -n lab03 get deploy,pods`.")
+@check("web_deployed", hint="`cd ~/lab03 && kubectl apply -f web.yaml` (step 2), then `kubectl -n lab03 get deploy,pods`.")
 def web_deployed(nodes):
     d = _deployment(nodes)
     assert d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("busybox:1.37.0"), "the web container should run the lab's busybox image"

@@ -9,7 +9,7 @@ from labkit.labs import check
 DIR = "/home/vagrant/lab06"
 
 
-@check("rungs_measured", hint="Copy measure.sh to the control plane and run `sh measure.sh > ~/lab06/ladder.txt` (step 1; lab 05's hello must exist).")
+@check("rungs_measured", hint="On the control plane, `cd ~/lab06 && sh measure.sh > ladder.txt` (step 1; lab 05's hello must exist).")
 def rungs_measured(nodes):
     record = nodes.first.file(f"{DIR}/ladder.txt")
     assert record.exists, "~/lab06/ladder.txt does not exist yet"

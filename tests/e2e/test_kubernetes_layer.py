@@ -6,12 +6,13 @@ cache.fetch` fetches and pins them; the suite itself never reaches upstream). Wi
 stands in for Kubernetes. It boots tests/e2e/k8s-cluster.yml with `./kit up` and checks
 what a student relies on: nodes Ready on their private addresses, DNS from a pod,
 pod-to-pod traffic across nodes, a NodePort reached from the host, metrics-server, a
-bound PVC, and a second `./kit up` that changes nothing.
+bound PVC, a second `./kit up` that changes nothing, and lab 03's guide walked as written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -92,12 +93,20 @@ def test_a_second_up_changes_nothing(k8s: Cluster, api: Any) -> None:
     assert summary["changed"] == 0, summary["recap"]
 
 
-def test_lab03_fails_then_passes_after_solve_then_fails_after_reset(k8s: Cluster, api: Any) -> None:
+def test_lab03_guide_runs_as_written_each_check_failing_before_its_step(k8s: Cluster, api: Any) -> None:
+    """Lab 03 as a student walks it: after lab.start every check fails; `lab.walk` runs the
+    guide's sh blocks step by step on the control plane (as user vagrant) and holds each
+    step to its checks, failing before it and passing after it; after lab.reset every
+    check fails again."""
     k8s.kit("lab.start", "03", timeout=1200)
     assert k8s.kit("lab.check", "03", check=False).returncode != 0
     start = time.monotonic()
-    k8s.kit("lab.solve", "03", timeout=1800)
-    record("k8s: lab 03 solve", time.monotonic() - start)
+    walked = k8s.kit("lab.walk", "03", timeout=3600)
+    record("k8s: lab 03 guide walked as written", time.monotonic() - start)
+    steps = re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)
+    assert len(steps) == len(yaml.safe_load((ROOT / "labs/03-kubernetes/lab.yml").read_text())["steps"]), walked.stdout
+    for number, secs, title in steps:
+        record(f"k8s: lab 03 guide step {number} ({title})", float(secs))
     start = time.monotonic()
     k8s.kit("lab.check", "03")
     record("k8s: lab 03 check (all pass)", time.monotonic() - start)

@@ -80,8 +80,7 @@ def test_what_debootstrap_left_mounted_is_unmounted_deepest_first(tmp_path: Path
     mounts = tmp_path / "mounts"
     escaped = str(work).replace(" ", "\\040")
     mounts.write_text(
-        f"proc /proc proc rw 0 0\nproc {escaped}/rootfs/proc proc rw 0 0\nsysfs {escaped}/rootfs/proc/sys/fs/binfmt_misc binfmt_misc rw 0 0\n"
-        f"tmpfs {escaped}-other/x tmpfs rw 0 0\n"
+        f"proc /proc proc rw 0 0\nproc {escaped}/rootfs/proc proc rw 0 0\nsysfs {escaped}/rootfs/proc/sys/fs/binfmt_misc binfmt_misc rw 0 0\ntmpfs {escaped}-other/x tmpfs rw 0 0\n"
     )
     unmounted: list[str] = []
     found = box.unmount_below(work, mounts=mounts, umount=unmounted.append)  # a recording test double of umount

@@ -45,6 +45,9 @@ echo not a step
 
    1. a nested list does not start a step
 
+   - nor does a bullet list inside a step
+   - whose items are not steps
+
    ```sh
    touch ~/two
    ```

@@ -4,7 +4,7 @@
 recording (tests/unit/data/lab03/*.yaml, validated against the 1.36 schemas here), and
 the control plane's files are set by the test. Every check fails on the fresh cluster
 and passes on the solved one; the variants show each check catching its own mistake.
-The e2e suite runs `lab.solve 03` and `lab.check 03` on a real cluster.
+The e2e suite walks lab 03's guide (`lab.walk 03`) and runs `lab.check 03` on a real cluster.
 """
 
 from __future__ import annotations

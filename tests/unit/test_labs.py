@@ -91,7 +91,7 @@ def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
     node = FakeHost(
         outputs={
             "systemd-detect-virt || true": "qemu",
-            "ls /sys/bus/virtio/drivers": "virtio_blk\nvirtio_net",
+            "ls /sys/bus/virtio/drivers 2>/dev/null || true": "virtio_blk\nvirtio_net",
             "grep -q -w hypervisor /proc/cpuinfo": "",
             BOOT_CMD: BOOT_LINE,
         }
@@ -118,6 +118,20 @@ BOOT_LINE = "Startup finished in 2.104s (kernel) + 20.311s (userspace) = 22.415s
 
 def check_result(lab_id: str, check_id: str, node: FakeHost) -> labs.Result:
     return next(r for r in labs.run_checks(lab(lab_id), FakeNodes(node)) if r.id == check_id)
+
+
+def test_lab01_on_virtualbox_and_arm64_records_what_that_node_has() -> None:
+    d = "/home/vagrant/lab01"
+    virtualbox = FakeHost(outputs={"ls /sys/bus/virtio/drivers 2>/dev/null || true": "virtio_net"}, files={f"{d}/virtio.txt": FakeFile(True, "virtio_net\n")})
+    assert check_result("01", "virtio_recorded", virtualbox).ok
+    copied = FakeHost(outputs={"ls /sys/bus/virtio/drivers 2>/dev/null || true": "virtio_net"}, files={f"{d}/virtio.txt": FakeFile(True, "virtio_blk\nvirtio_net\n")})
+    assert not check_result("01", "virtio_recorded", copied).ok  # a listing from another machine
+    arm64 = FakeHost(files={f"{d}/cpuflag.txt": FakeFile(True, "no hypervisor flag: an aarch64 CPU shows none\n")})
+    assert check_result("01", "cpu_flag_recorded", arm64).ok
+    typed = FakeHost(files={f"{d}/cpuflag.txt": FakeFile(True, "hypervisor\n")})
+    assert not check_result("01", "cpu_flag_recorded", typed).ok  # the flag this CPU does not have
+    x86_without = FakeHost(outputs={"grep -q -w hypervisor /proc/cpuinfo": ""}, files={f"{d}/cpuflag.txt": FakeFile(True, "no hypervisor flag: an x86_64 CPU shows none\n")})
+    assert not check_result("01", "cpu_flag_recorded", x86_without).ok
 
 
 def test_lab01_boot_time_is_the_nodes_own_not_a_line_typed_by_hand() -> None:
