@@ -82,8 +82,22 @@ def ansible_tool(name: str) -> str:
     return require(name, "Re-run ./kit so it installs ansible into .venv.")
 
 
+def mitogen_env() -> dict[str, str]:
+    """Mitogen for Ansible's strategy: one Python interpreter kept on each node for the whole
+    play, instead of a new one started for every task (what costs seconds per task under
+    software emulation). On unless LABKIT_MITOGEN=0; the bench turns it off to compare."""
+    if os.environ.get("LABKIT_MITOGEN", "1") == "0":
+        return {}
+    try:
+        import ansible_mitogen
+    except ImportError:  # requirements.txt pins it; a hand-made environment may lack it
+        return {}
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
 def ansible_env(root: Path, state_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(mitogen_env())
     env["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str((state_dir or root / ".state") / "facts")
     # SSH connection masters of this cluster, in its state folder (closed after a snapshot restore).

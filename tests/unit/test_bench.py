@@ -18,16 +18,18 @@ TUNED_RUN = {"seconds": 185.3, "changed": 0, "roles": {"containerd": 93.5, "node
 
 
 def test_full_report_compares_each_rerun_with_the_first() -> None:
-    lines = report(FIRST, {"re-run, tuning off": {**UNTUNED, "seconds": 600.0}, TUNED: TUNED_RUN}, None)
+    lines = report(FIRST, {"re-run, tuning off": {**UNTUNED, "seconds": 600.0}, "re-run, Mitogen off": {**UNTUNED, "seconds": 250.0}, TUNED: TUNED_RUN}, None)
     assert "first provisioning                  323.3 s" in lines[1]
-    assert "re-run, tuning off" in lines[2] and "186% of the first" in lines[2]
-    assert "57% of the first" in lines[3]
+    assert "re-run, tuning off" in lines[2] and "186% of the first,  3.2x the tuned re-run" in lines[2]
+    assert "re-run, Mitogen off" in lines[3] and "77% of the first,  1.3x the tuned re-run" in lines[3]
+    assert "57% of the first   (changed" in lines[4]
+    assert lines[5].split()[-5:] == ["all", "off", "no", "Mitogen", "tuned"]
 
 
 def test_tagged_report_compares_only_the_tagged_roles() -> None:
     lines = report(FIRST, {"re-run, tuning off": UNTUNED, TUNED: TUNED_RUN}, "node_network")
     untuned = next(line for line in lines if "tuning off" in line)
-    assert "24.3 s  vs 8.5 s tuned: 2.9x slower without the tuning" in untuned
+    assert "24.3 s  vs 8.5 s tuned: 2.9x the tuned time" in untuned
     row = next(line for line in lines if line.strip().startswith("node_network"))
     assert row.split()[1:] == ["7.5", "24.3", "8.5"]
     assert next(line for line in lines if line.strip().startswith("gather_facts")).split()[-1] == "-"
