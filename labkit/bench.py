@@ -58,8 +58,6 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> 
     return {"first": first_site, **results}
 
 
-
-
 def report(first: dict[str, Any], results: dict[str, dict[str, Any]], tags: str | None) -> list[str]:
     """The benchmark's lines: each run's time against the first, and the time per role."""
     first_site = next(p["seconds"] for p in first["phases"] if p["name"].startswith("provision"))
