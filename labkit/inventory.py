@@ -43,6 +43,9 @@ def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *,
             host["ansible_ssh_private_key_file"] = ep.identity_file
         if vagrant:
             host["ansible_ssh_common_args"] = VAGRANT_SSH_ARGS
+            # The same said to Ansible itself: Mitogen's SSH connection reads this, not the
+            # arguments above.
+            host["ansible_host_key_checking"] = False
         groups[GROUP_OF_ROLE[node["role"]]]["hosts"][node["name"]] = host
     # One group per layer of the ladder, holding every node when that layer is on and none
     # when it is off: the layer playbooks target `cluster:&layer_<name>`, so a layer that

@@ -70,6 +70,18 @@ def parse_role_times(lines: Sequence[str]) -> dict[str, float]:
     return {m.group("role"): float(m.group("secs")) for m in _matches_after(lines, "ROLES RECAP", _ROLE_TIME) if m.group("role") != "total"}
 
 
+def failures(lines: Sequence[str], most: int = 3) -> str:
+    """The failed tasks of a run, each with its task line: what a quiet run must still show."""
+    task = ""
+    found: list[str] = []
+    for line in lines:
+        if line.startswith("TASK ["):
+            task = line.rstrip(" *")
+        elif line.startswith(("fatal: [", "failed: [")) and len(found) < most:
+            found.append(f"  {task}\n    {line[:1500]}")
+    return "\n".join(found)
+
+
 def total_changed(recap: dict[str, HostRecap]) -> int:
     return sum(r.changed for r in recap.values())
 
@@ -142,7 +154,7 @@ def playbook(
     if code != 0:
         bad = sorted(h for h, r in recap.items() if r.failed or r.unreachable)
         hosts = f" on {', '.join(bad)}" if bad else ""
-        raise KitError(f"{name} failed{hosts} (exit {code}): the failing task and its message are above. Fix it and run `./kit provision`.")
+        raise KitError(f"{name} failed{hosts} (exit {code}):\n{failures(lines) or '  (no task failed: see the output above)'}\nFix it and run `./kit provision`.")
     return PlaybookRun(recap, lines)
 
 

@@ -34,6 +34,7 @@ def test_groups_and_host_vars(tmp_path: Path) -> None:
         "node_role": "worker",
         "ansible_ssh_private_key_file": "/k/w1",
         "ansible_ssh_common_args": inventory.VAGRANT_SSH_ARGS,
+        "ansible_host_key_checking": False,
     }
     assert inv["all"]["vars"]["kit"]["versions"]["kubernetes"] == "1.36.4"
 
@@ -42,7 +43,7 @@ def test_real_machines_keep_host_key_checking(tmp_path: Path) -> None:
     resolved = load(write(tmp_path, VALID), HostContext()).to_dict()
     inv = inventory.render(resolved, EPS, vagrant=False)
     host = inv["all"]["children"]["cluster"]["children"]["control_plane"]["hosts"]["cp1"]
-    assert "ansible_ssh_common_args" not in host
+    assert "ansible_ssh_common_args" not in host and "ansible_host_key_checking" not in host
 
 
 def test_a_node_without_endpoint_is_a_clear_error(tmp_path: Path) -> None:

@@ -90,3 +90,17 @@ def test_role_times_from_profile_roles() -> None:
         "total ------- 20.34s",
     ]
     assert parse_role_times(lines) == {"node_base": 12.34, "containerd": 8.0}
+
+
+def test_a_failed_run_names_its_failed_tasks() -> None:
+    from labkit.runner import failures
+
+    lines = [
+        "TASK [Lab files | Pull them from the kit's cache] ******",
+        "ok: [node2]",
+        'fatal: [node1]: FAILED! => {"msg": "ctr: failed to resolve reference"}',
+        "TASK [Next] ***",
+        "ok: [node1]",
+    ]
+    assert failures(lines) == "  TASK [Lab files | Pull them from the kit's cache]\n    fatal: [node1]: FAILED! => {\"msg\": \"ctr: failed to resolve reference\"}"
+    assert failures(["TASK [x] ***", "ok: [n]"]) == ""
