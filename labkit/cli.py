@@ -252,7 +252,8 @@ def lab_check(c: Context, lab: str) -> None:
     the_lab = _lab(lab)
     k = kit()
     start = _time.monotonic()
-    results = labs.run_checks(the_lab, k.lab_context(the_lab))
+    nodes = k.lab_context(the_lab)
+    results = labs.run_checks(the_lab, nodes)
     labs.Progress(k.progress_path).checked(the_lab, results)
     for r in results:
         if r.ok:
@@ -260,6 +261,9 @@ def lab_check(c: Context, lab: str) -> None:
         else:
             _say(f"  ✗ {r.id:<22} {r.step}\n      {r.detail}\n      hint: {r.hint}")
     failed = [r for r in results if not r.ok]
+    if failed:
+        for problem in labs.pull_problems(the_lab, nodes):
+            _say(f"  ! {problem}")
     _say(f"{len(results) - len(failed)}/{len(results)} checks pass ({_time.monotonic() - start:.1f} s)")
     if failed:
         raise Exit(code=1)

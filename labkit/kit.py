@@ -507,14 +507,18 @@ class Kit:
 
         self.lab_require_layers(lab)
         nodes = self.lab_context(lab)
-        runs = guide.walk(
-            lab,
-            nodes,
-            guide.Runner(nodes, self.root, self.say),
-            lambda ids: labs.run_checks(lab, nodes, only=ids),
-            self.say,
-            strict=strict,
-            after_host=lambda: runner.close_ssh_masters(self.state_dir),
-        )
+        try:
+            runs = guide.walk(
+                lab,
+                nodes,
+                guide.Runner(nodes, self.root, self.say),
+                lambda ids: labs.run_checks(lab, nodes, only=ids),
+                self.say,
+                strict=strict,
+                after_host=lambda: runner.close_ssh_masters(self.state_dir),
+            )
+        except KitError as exc:
+            problems = labs.pull_problems(lab, nodes)
+            raise KitError("\n  ".join([str(exc), *problems])) from None
         labs.Progress(self.progress_path).solved(lab)
         return runs

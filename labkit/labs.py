@@ -166,6 +166,30 @@ def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None) -> list[
     return results
 
 
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")
+
+
+def pull_problems(lab: Lab, nodes: Any) -> list[str]:
+    """Pods of the lab's namespace (labNN) whose image cannot be pulled, with what to do: a
+    failed check whose real cause is an image reads as one. Empty for labs below Kubernetes."""
+    if "kubernetes" not in (lab.spec.layer, *lab.spec.needs):
+        return []
+    try:
+        pods = (nodes.api(f"/api/v1/namespaces/lab{lab.id}/pods") or {}).get("items", [])
+    except KitError:
+        return []
+    found = []
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses", []) + pod.get("status", {}).get("initContainerStatuses", []):
+            waiting = status.get("state", {}).get("waiting") or {}
+            if waiting.get("reason") in PULL_FAILURES:
+                found.append(
+                    f"pod {pod['metadata']['name']} cannot pull {status.get('image')} ({waiting['reason']}). `./kit lab.start {lab.id}` puts the lab's images"
+                    f" on every node; if this image is not one of them (lab.yml `images`), run `./kit cache.serve` on the host while the pod pulls"
+                )
+    return found
+
+
 # ---------------------------------------------------------------------- progress
 
 

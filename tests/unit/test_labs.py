@@ -306,3 +306,23 @@ def test_a_damaged_progress_file_is_a_message(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text("{not json")
     with pytest.raises(KitError, match=r"cannot be read .* remove it to start the record afresh"):
         labs.Progress(tmp_path / "p.json")
+
+
+def test_a_pod_that_cannot_pull_its_image_is_named_with_what_to_do() -> None:
+    class Api:  # test double of Nodes.api over a recorded pod list
+        def __init__(self, pods: list[dict[str, object]]) -> None:
+            self.pods = pods
+
+        def api(self, path: str) -> dict[str, object]:
+            assert path == "/api/v1/namespaces/lab03/pods"
+            return {"items": self.pods}
+
+    stuck = {
+        "metadata": {"name": "web-7d4b9c-abcde"},
+        "status": {"containerStatuses": [{"image": "docker.io/library/busybox:1.37.0", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]},
+    }
+    running = {"metadata": {"name": "web-7d4b9c-fghij"}, "status": {"containerStatuses": [{"image": "x", "state": {"running": {}}}]}}
+    problems = labs.pull_problems(lab("03"), Api([stuck, running]))
+    assert len(problems) == 1 and problems[0].startswith("pod web-7d4b9c-abcde cannot pull docker.io/library/busybox:1.37.0 (ImagePullBackOff)")
+    assert "./kit lab.start 03" in problems[0]
+    assert labs.pull_problems(lab("02"), Api([stuck])) == []  # below Kubernetes: no API to ask

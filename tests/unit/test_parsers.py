@@ -102,5 +102,5 @@ def test_a_failed_run_names_its_failed_tasks() -> None:
         "TASK [Next] ***",
         "ok: [node1]",
     ]
-    assert failures(lines) == "  TASK [Lab files | Pull them from the kit's cache]\n    fatal: [node1]: FAILED! => {\"msg\": \"ctr: failed to resolve reference\"}"
+    assert failures(lines) == '  TASK [Lab files | Pull them from the kit\'s cache]\n    fatal: [node1]: FAILED! => {"msg": "ctr: failed to resolve reference"}'
     assert failures(["TASK [x] ***", "ok: [n]"]) == ""
