@@ -101,3 +101,21 @@ class Cluster:
 def record(name: str, seconds: float | None) -> None:
     """Note a phase time (or, with ``None``, a line of its own such as a ratio)."""
     TIMINGS.append((name, seconds))
+
+
+def walk_lab(cluster: Cluster, lab: str, timeout: float = 3600) -> list[tuple[int, float, str]]:
+    """`./kit lab.walk LAB` on a just-started lab: the guide's sh blocks step by step, each
+    step's checks failing before it and passing after it. Records the walk's time and each
+    step's, asserts that every step of lab.yml ran, returns (step, seconds, title)."""
+    import re
+
+    import yaml
+
+    start = time.monotonic()
+    walked = cluster.kit("lab.walk", lab, timeout=timeout)
+    record(f"lab {lab}: the guide walked as written", time.monotonic() - start)
+    steps = [(int(n), float(secs), title) for n, secs, title in re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)]
+    assert len(steps) == len(yaml.safe_load(next((ROOT / "labs").glob(f"{lab}-*/lab.yml")).read_text())["steps"]), walked.stdout
+    for number, secs, title in steps:
+        record(f"lab {lab}: guide step {number} ({title})", secs)
+    return steps

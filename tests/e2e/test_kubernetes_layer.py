@@ -12,7 +12,6 @@ bound PVC, a second `./kit up` that changes nothing, and lab 03's guide walked a
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from tests.e2e.connected import CONFIG, wait_for
-from tests.e2e.harness import ROOT, Cluster, record
+from tests.e2e.harness import ROOT, Cluster, record, walk_lab
 
 pytestmark = pytest.mark.k8s
 PROBES = ROOT / "tests/e2e/k8s/probes.yaml"
@@ -100,13 +99,7 @@ def test_lab03_guide_runs_as_written_each_check_failing_before_its_step(k8s: Clu
     check fails again."""
     k8s.kit("lab.start", "03", timeout=1200)
     assert k8s.kit("lab.check", "03", check=False).returncode != 0
-    start = time.monotonic()
-    walked = k8s.kit("lab.walk", "03", timeout=3600)
-    record("k8s: lab 03 guide walked as written", time.monotonic() - start)
-    steps = re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)
-    assert len(steps) == len(yaml.safe_load((ROOT / "labs/03-kubernetes/lab.yml").read_text())["steps"]), walked.stdout
-    for number, secs, title in steps:
-        record(f"k8s: lab 03 guide step {number} ({title})", float(secs))
+    walk_lab(k8s, "03")
     start = time.monotonic()
     k8s.kit("lab.check", "03")
     record("k8s: lab 03 check (all pass)", time.monotonic() - start)

@@ -13,7 +13,6 @@ pinned upstream files.
 
 from __future__ import annotations
 
-import re
 import time
 import urllib.request
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.e2e.connected import CONFIG, wait_for
-from tests.e2e.harness import ROOT, record
+from tests.e2e.harness import ROOT, record, walk_lab
 
 pytestmark = pytest.mark.k8s
 MESH = ROOT / "tests/e2e/mesh"
@@ -128,23 +127,11 @@ def test_a_knative_service_scales_from_zero_and_back(api: Any) -> None:
     record("serverless: back to zero after the last request", time.monotonic() - start)
 
 
-def walk(k8s: Any, lab: str) -> None:
-    """`lab.walk` on a just-started lab: the guide's sh blocks, step by step, each step's
-    checks failing before it and passing after it; the time of each step recorded."""
-    start = time.monotonic()
-    walked = k8s.kit("lab.walk", lab, timeout=3600)
-    record(f"lab {lab}: the guide walked as written", time.monotonic() - start)
-    steps = re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)
-    assert len(steps) == len(yaml.safe_load(next((ROOT / "labs").glob(f"{lab}-*/lab.yml")).read_text())["steps"]), walked.stdout
-    for number, secs, title in steps:
-        record(f"lab {lab}: guide step {number} ({title})", float(secs))
-
-
 @pytest.mark.parametrize("lab", ["04", "05"])
 def test_lab_guide_runs_as_written_then_fails_after_reset(k8s: Any, api: Any, lab: str) -> None:
     k8s.kit("lab.start", lab, timeout=1200)
     assert k8s.kit("lab.check", lab, check=False).returncode != 0
-    walk(k8s, lab)
+    walk_lab(k8s, lab)
     k8s.kit("lab.check", lab)
     k8s.kit("lab.reset", lab, timeout=1200)
     assert k8s.kit("lab.check", lab, check=False).returncode != 0
@@ -202,7 +189,7 @@ def test_lab06_measures_the_ladder_after_lab05(k8s: Any, api: Any) -> None:
     k8s.kit("lab.start", "06", timeout=1200)
     assert k8s.kit("lab.check", "06", check=False).returncode != 0
     k8s.kit("lab.solve", "05", timeout=3600)  # lab 06 measures lab 05's function (its PingSource included: step 1 removes it)
-    walk(k8s, "06")
+    walk_lab(k8s, "06")
     k8s.kit("lab.check", "06")
     for line in (k8s.state_dir / "ladder.json").read_text().splitlines():
         record(f"  ladder: {line.strip()}", None)

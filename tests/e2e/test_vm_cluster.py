@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 
-from tests.e2e.harness import ROOT, Cluster, record
+from tests.e2e.harness import ROOT, Cluster, record, walk_lab
 
 pytestmark = pytest.mark.vm
 
@@ -236,13 +234,7 @@ def test_lab_guide_runs_as_written_each_check_failing_before_its_step(cluster: C
     cluster.kit("lab.start", lab, timeout=1200)
     record(f"lab {lab}: start (files, images, the snapshot)", time.monotonic() - t)
     total, _ = check(expect_ok=False)
-    t = time.monotonic()
-    walked = cluster.kit("lab.walk", lab, timeout=2400)
-    record(f"lab {lab}: the guide walked as written", time.monotonic() - t)
-    steps = re.findall(r"^  step (\d+)\s+([\d.]+) s  (.*)$", walked.stdout, flags=re.MULTILINE)
-    assert len(steps) == len(yaml.safe_load(next((ROOT / "labs").glob(f"{lab}-*/lab.yml")).read_text())["steps"]), walked.stdout
-    for number, secs, title in steps:
-        record(f"lab {lab}: guide step {number} ({title})", float(secs))
+    steps = walk_lab(cluster, lab, timeout=2400)
     _, check_secs = check(expect_ok=True)
     record(f"lab {lab}: check ({total} checks, all pass)", check_secs)
     solved = cluster.kit("lab.solve", lab, timeout=600)
