@@ -42,11 +42,13 @@ class Cluster:
         host_network: bool = False,
         interrupt_when: Callable[[str], bool] | None = None,
         interrupt_delay: float = 0,
+        fault: Callable[[], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `./kit ARGS` inside the namespace, or on the host's network (`host_network`:
         for steps that download from Debian's mirror, such as box.build). With
         ``interrupt_when``, ``interrupt_delay`` seconds after the first output line it
-        accepts, SIGINT goes to the command's process group, as Ctrl-C in a terminal would."""
+        accepts, SIGINT goes to the command's process group, as Ctrl-C in a terminal would
+        (or, given ``fault``, that fault happens instead, e.g. a node's power cut)."""
         argv = [*([] if host_network else self.prefix()), sys.executable, "-m", "labkit", *args]
         print(f"\n$ {shlex.join(argv)}", flush=True)
         start = time.monotonic()
@@ -69,7 +71,7 @@ class Cluster:
                         print(f"\n[harness] Ctrl-C (SIGINT to the process group of {pid})", flush=True)
                         os.killpg(pid, signal.SIGINT)
 
-                    threading.Timer(interrupt_delay, ctrl_c).start()
+                    threading.Timer(interrupt_delay, fault or ctrl_c).start()
             child.wait()
             timer.cancel()
             reader.join(timeout=10)

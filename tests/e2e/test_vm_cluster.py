@@ -179,6 +179,37 @@ def test_a_third_up_fetches_nothing_and_changes_nothing(cluster: Cluster, double
     record(f"  no-change up / converging up = {again / first_total:.0%}", None)
 
 
+def test_a_node_power_cut_mid_run_then_up_again_converges(cluster: Cluster) -> None:
+    """Fault: node2 loses power (`virsh reset`) while `./kit provision` runs its base role.
+    The run fails naming node2; once node2 is back, `./kit up` converges, no package is
+    left half-configured on either node (`dpkg --audit`), and the next run changes nothing."""
+    start = time.monotonic()
+    cut: list[float] = []
+
+    def power_cut() -> None:
+        cut.append(time.monotonic() - start)
+        print("\n[harness] power cut: virsh reset kitci-node2", flush=True)
+        cluster.virsh("reset", "kitci-node2")
+
+    failed = cluster.kit("provision", timeout=1800, check=False, interrupt_when=lambda line: line.startswith("TASK [node_base"), fault=power_cut)
+    record(f"provision with node2's power cut {cut[0] if cut else -1:.0f} s in (fails)", time.monotonic() - start)
+    assert cut, "the power cut never happened: the run had no node_base task"
+    assert failed.returncode != 0 and "node2" in failed.stderr, failed.stderr[-2000:]
+    cluster.wait_for_ssh("node2", timeout=900)
+    t = time.monotonic()
+    again = cluster.kit("up", timeout=1800)
+    record("`up` after the power cut (converges)", time.monotonic() - t)
+    assert "changed=" in again.stdout
+    for node in NODES:
+        audit = cluster.kit("ssh", node, "--command", "sudo dpkg --audit; echo audit-rc=$?", timeout=300).stdout
+        assert "audit-rc=0" in audit and "not fully installed" not in audit and "half" not in audit, audit
+    t = time.monotonic()
+    cluster.kit("provision", timeout=1800)
+    record("provision after the recovery (no change)", time.monotonic() - t)
+    summary = json.loads((cluster.state_dir / "last-run.json").read_text())
+    assert summary["changed"] == 0, summary["recap"]
+
+
 def test_upstream_serving_other_bytes_for_the_same_version_is_refused(cluster: Cluster, double: None) -> None:
     """The double re-releases containerd 2.3.4 with other bytes (and a checksum file to
     match): the lock refuses them, naming both checksums, and nothing on the nodes changes."""
