@@ -31,7 +31,7 @@ from labkit.errors import KitError
 HOST_MARK = "# on the host"
 # The longest a block may run: a rollout or a cold start under software emulation is slow,
 # a command that waits for ever is a broken guide.
-BLOCK_TIMEOUT = 1200
+BLOCK_TIMEOUT = 1800
 OUTPUT_LINES = 12
 
 

@@ -1,21 +1,37 @@
-"""Lab 06: the ladder measured — start-up time and memory of a VM, a container, a pod and
-a function, from what ``labs/06-ladder/measure.sh`` records on the control plane.
+"""Lab 06: the ladder measured — start-up time and memory of a VM, a container, a pod, the
+same pod with the mesh's sidecar, and a function, from what ``labs/06-ladder/measure.sh``
+records on the control plane.
 
-``parse`` turns that record (``key=value`` lines) into rows, ``table`` prints them and
-``chart`` draws them as a PNG (matplotlib) beside the seed's trade-off.
+The record is ``key=value`` lines, one line per sample: measure.sh takes several samples of
+each rung (``SAMPLES``, 3 unless set), so each key repeats; a record of one line per key
+(measure.sh before it took samples) reads the same way. ``parse`` turns the record into
+rungs whose figures are the medians of their samples, ``table`` prints them with the
+mesh's cost (what Istio's sidecar adds to the same pod's start-up and memory), and
+``chart`` draws them as a PNG (matplotlib): the medians as bars, the samples' spread as
+whiskers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from labkit import budget
 from labkit.errors import KitError
 
-RUNGS = (("vm", "VM (boot)"), ("container", "container (ctr)"), ("pod", "pod (Kubernetes)"), ("function", "function (cold start)"))
+RUNGS = (
+    ("vm", "VM (boot)"),
+    ("container", "container (ctr)"),
+    ("pod", "pod (Kubernetes)"),
+    ("mesh", "pod + sidecar (Istio)"),
+    ("function", "function (cold start)"),
+)
+# The record's key of each rung's start-up; its memory is `<rung>_mem`.
+START_KEYS = {"vm": "vm_boot", "container": "container_start_s", "pod": "pod_start_s", "mesh": "mesh_start_s", "function": "function_start_s"}
+COLOURS = {"vm": "#4c72b0", "container": "#55a868", "pod": "#c44e52", "mesh": "#dd8452", "function": "#8172b2"}
 _UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
 
 
@@ -23,8 +39,15 @@ _UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
 class Rung:
     key: str
     label: str
-    start_s: float
-    memory_mib: float
+    start_s: float  # the median of the samples
+    memory_mib: float  # the median of the samples
+    starts: tuple[float, ...] = ()  # every sample, in the record's order
+    memories: tuple[float, ...] = ()
+
+    @property
+    def samples(self) -> int:
+        """How many start-ups were timed (the VM booted once: one)."""
+        return len(self.starts)
 
 
 def systemd_seconds(text: str) -> float:
@@ -44,47 +67,86 @@ def mebibytes(text: str) -> float:
     return sum(budget.mib(v) for v in values)
 
 
+def seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise KitError(f"cannot read a number of seconds from {text!r}") from None
+
+
+def samples(record: str) -> dict[str, list[str]]:
+    """Each key's values, in the record's order (blank values and `#` comments left out)."""
+    found: dict[str, list[str]] = {}
+    for line in record.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            if value.strip():
+                found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
 def parse(record: str) -> list[Rung]:
-    """The four rungs from measure.sh's record; says which measurement is missing."""
-    values = dict(line.split("=", 1) for line in record.splitlines() if "=" in line and not line.startswith("#"))
-    wanted = ["vm_boot", "vm_mem", "container_start_s", "container_mem", "pod_start_s", "pod_mem", "function_start_s", "function_mem"]
-    missing = [k for k in wanted if not values.get(k, "").strip()]
+    """The rungs from measure.sh's record, each the median of its samples; says which
+    measurement is missing."""
+    values = samples(record)
+    wanted = [k for key, _ in RUNGS for k in (START_KEYS[key], f"{key}_mem")]
+    missing = [k for k in wanted if k not in values]
     if missing:
         raise KitError(f"the record lacks {', '.join(missing)}: run measure.sh again (step 1)")
-    starts = {
-        "vm": systemd_seconds(values["vm_boot"]),
-        "container": float(values["container_start_s"]),
-        "pod": float(values["pod_start_s"]),
-        "function": float(values["function_start_s"]),
-    }
-    memory = {key: mebibytes(values[f"{key}_mem"]) for key, _ in RUNGS}
-    return [Rung(key, label, round(starts[key], 3), round(memory[key], 1)) for key, label in RUNGS]
+    rungs = []
+    for key, label in RUNGS:
+        read = systemd_seconds if key == "vm" else seconds
+        starts = tuple(round(read(v), 3) for v in values[START_KEYS[key]])
+        memories = tuple(round(mebibytes(v), 1) for v in values[f"{key}_mem"])
+        rungs.append(Rung(key, label, round(statistics.median(starts), 3), round(statistics.median(memories), 1), starts, memories))
+    return rungs
+
+
+def mesh_cost(rungs: list[Rung]) -> tuple[float, float]:
+    """What the sidecar adds to the same pod: start-up seconds and MiB (medians)."""
+    by_key = {r.key: r for r in rungs}
+    return round(by_key["mesh"].start_s - by_key["pod"].start_s, 3), round(by_key["mesh"].memory_mib - by_key["pod"].memory_mib, 1)
 
 
 def table(rungs: list[Rung]) -> str:
-    lines = [f"{'rung':<24}{'start-up':>12}{'memory':>12}"]
-    lines += [f"{r.label:<24}{r.start_s:>11.3f}s{r.memory_mib:>9.1f} MiB" for r in rungs]
+    lines = [f"{'rung':<24}{'start-up':>12}{'memory':>14}{'samples':>9}", *(f"{r.label:<24}{r.start_s:>11.3f}s{r.memory_mib:>10.1f} MiB{r.samples:>9}" for r in rungs)]
+    start, memory = mesh_cost(rungs)
+    lines += ["medians of the samples; the VM booted once", f"the mesh's cost per pod (Istio's sidecar): {start:+.3f} s to start, {memory:+.1f} MiB of memory"]
     return "\n".join(lines)
 
 
+def _whiskers(medians: list[float], spreads: list[tuple[float, ...]]) -> list[list[float]]:
+    return [[m - min(s) for m, s in zip(medians, spreads, strict=True)], [max(s) - m for m, s in zip(medians, spreads, strict=True)]]
+
+
 def chart(rungs: list[Rung], png: Path) -> Path:
-    """Two bar charts (start-up on a log scale, memory) in one PNG."""
+    """Two bar charts (start-up on a log scale, memory) in one PNG: medians, with whiskers
+    from the smallest sample to the largest."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = [r.label.replace(" (", "\n(") for r in rungs]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    left.bar(labels, [r.start_s for r in rungs], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"])
+    colours = [COLOURS[r.key] for r in rungs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    starts = [r.start_s for r in rungs]
+    left.bar(labels, starts, color=colours, yerr=_whiskers(starts, [r.starts for r in rungs]), capsize=4)
     left.set_yscale("log")
     left.set_ylabel("seconds (log scale)")
     left.set_title("Start-up time")
-    right.bar(labels, [r.memory_mib for r in rungs], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2"])
+    memory = [r.memory_mib for r in rungs]
+    right.bar(labels, memory, color=colours, yerr=_whiskers(memory, [r.memories for r in rungs]), capsize=4)
     right.set_ylabel("MiB")
     right.set_title("Memory in use")
+    for axes in (left, right):
+        axes.tick_params(axis="x", labelsize=8)
+    start, mib = mesh_cost(rungs)
     fig.suptitle("The ladder on your cluster: each rung starts faster and smaller; a function pays its cold start")
-    fig.tight_layout()
+    fig.text(
+        0.5, 0.01, f"Medians, whiskers from the smallest sample to the largest. The mesh's cost per pod (Istio's sidecar): {start:+.2f} s to start, {mib:+.1f} MiB.", ha="center"
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100, metadata={"Software": "labkit"})
     plt.close(fig)

@@ -7,19 +7,57 @@ import re
 from labkit.labs import check
 
 DIR = "/home/vagrant/lab05"
-KSVC = "/apis/serving.knative.dev/v1/namespaces/lab05/services/hello"
-REVISIONS = "/apis/serving.knative.dev/v1/namespaces/lab05/revisions?labelSelector=serving.knative.dev%2Fservice%3Dhello"
+SERVING = "/apis/serving.knative.dev/v1/namespaces/lab05"
+KSVC = f"{SERVING}/services/hello"
+WARM = f"{SERVING}/services/hello-warm"
+CPU = f"{SERVING}/services/cpu"
+REVISIONS = f"{SERVING}/revisions?labelSelector=serving.knative.dev%2Fservice%3Dhello"
 PING = "/apis/sources.knative.dev/v1/namespaces/lab05/pingsources/ping"
+# The Deployment controller's record of each scaling, kept by the API server for an hour
+# (kube-apiserver --event-ttl): "Scaled up replica set cpu-00001-deployment-… from 1 to 4".
+SCALINGS = "/api/v1/namespaces/lab05/events?fieldSelector=reason%3DScalingReplicaSet"
+# The autoscaler's window (stable-window) and the grace period before the last pod goes
+# (scale-to-zero-grace-period), as the kit configures Knative (roles/knative).
+IDLE_TO_ZERO_S = 60 + 30
 
 
 def _ready(obj):
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-def _service(nodes):
-    ksvc = nodes.api(KSVC)
-    assert ksvc is not None, "there is no Knative Service hello in namespace lab05"
+def _service(nodes, path=KSVC):
+    ksvc = nodes.api(path)
+    assert ksvc is not None, f"there is no Knative Service {path.rsplit('/', 1)[-1]} in namespace lab05"
     return ksvc
+
+
+def _annotations(ksvc):
+    return ((ksvc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+
+
+def _image(ksvc):
+    containers = ((ksvc.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+    return containers[0].get("image", "")
+
+
+def _timestamp(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _number(annotations, key, default):
+    value = annotations.get(f"autoscaling.knative.dev/{key}", default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AssertionError(f"the annotation autoscaling.knative.dev/{key} is {value!r}, not a number") from None
+
+
+def _record(name, text, keys):
+    """The `key NUMBER` lines of a record the steps write (the last of each); says which is missing."""
+    found = dict(re.findall(r"^(\w+)\s+([0-9.]+)\s*$", text, re.MULTILINE))
+    missing = [k for k in keys if k not in found]
+    assert not missing, f"{name} has no line `{missing[0]} NUMBER`"
+    return {k: float(found[k]) for k in keys}
 
 
 @check("function_ready", hint="`kubectl apply -f hello.yaml` (step 1), then `kubectl -n lab05 get ksvc hello` until READY is True.")
@@ -41,8 +79,7 @@ def scaled_to_zero(nodes):
     # A listing taken before the function existed also says "No resources found".
     created = ksvc["metadata"].get("creationTimestamp")
     if created:
-        deployed = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-        assert zero.mtime.timestamp() > deployed, "zero.txt is older than the function hello: list the pods after deploying it and waiting a minute"
+        assert zero.mtime.timestamp() > _timestamp(created), "zero.txt is older than the function hello: list the pods after deploying it and waiting a minute"
 
 
 @check("cold_start_measured", hint="Time a request from zero and one right after into ~/lab05/cold-start.txt: `cold SECONDS` and `warm SECONDS` (step 3).")
@@ -55,7 +92,36 @@ def cold_start_measured(nodes):
     assert cold > warm, f"the cold request ({cold} s) should take longer than the warm one ({warm} s): was the function at zero?"
 
 
-@check("traffic_split", hint="`kubectl apply -f hello-split.yaml` (step 4): a second revision, 50/50 between hello-00001 and the latest.")
+@check(
+    "kept_warm",
+    hint="`kubectl apply -f hello-warm.yaml` (step 4): min-scale 1 keeps a pod; after two idle minutes, time a call into ~/lab05/warm.txt as `warm SECONDS`.",
+)
+def kept_warm(nodes):
+    ksvc = _service(nodes, WARM)
+    assert "samples/hello:" in _image(ksvc), f"hello-warm runs {_image(ksvc)!r}: it should be the same function as hello, to compare their calls"
+    floor = _number(_annotations(ksvc), "min-scale", "0")
+    assert floor >= 1, f'hello-warm\'s min-scale is {floor:g}: at 0 it scales to zero and pays the cold start like hello; set it to "1"'
+    assert _ready(ksvc), "the Service hello-warm is not Ready: `kubectl -n lab05 describe ksvc hello-warm`"
+    name = (ksvc.get("status") or {}).get("latestReadyRevisionName")
+    revision = nodes.api(f"{SERVING}/revisions/{name}") if name else None
+    assert revision is not None, "hello-warm has no ready revision yet"
+    replicas = (revision.get("status") or {}).get("actualReplicas") or 0
+    assert replicas >= 1, f"hello-warm's revision {name} has {replicas} pods: min-scale 1 should keep one all the time"
+    record = nodes.first.file(f"{DIR}/warm.txt")
+    assert record.exists, "~/lab05/warm.txt does not exist yet"
+    warm = _record("warm.txt", record.content_string, ["warm"])["warm"]
+    idle = record.mtime.timestamp() - _timestamp(ksvc["metadata"]["creationTimestamp"])
+    assert idle >= IDLE_TO_ZERO_S, (
+        f"warm.txt was written {idle:.0f} s after hello-warm was created: any new function is warm then. Wait past the"
+        f" {IDLE_TO_ZERO_S} s after which a min-scale 0 function is at zero (sleep 120), then time the call"
+    )
+    cold_record = nodes.first.file(f"{DIR}/cold-start.txt")
+    assert cold_record.exists, "~/lab05/cold-start.txt does not exist: measure hello's cold start first (step 3)"
+    cold = _record("cold-start.txt", cold_record.content_string, ["cold"])["cold"]
+    assert warm < cold, f"the call to hello-warm ({warm} s) should be faster than hello's cold start ({cold} s): did it have a pod?"
+
+
+@check("traffic_split", hint="`kubectl apply -f hello-split.yaml` (step 5): a second revision, 50/50 between hello-00001 and the latest.")
 def traffic_split(nodes):
     ksvc = _service(nodes)
     revisions = nodes.api(REVISIONS)["items"]
@@ -67,9 +133,45 @@ def traffic_split(nodes):
     assert _ready(ksvc), "the Service is not Ready after the split"
 
 
+def _scaled_to(event):
+    """The most pods a Deployment had in one ScalingReplicaSet event ("… from 1 to 4")."""
+    return max((int(n) for n in re.findall(r"\b(?:from|to) (\d+)\b", event.get("message") or "")), default=0)
+
+
+@check(
+    "scaled_under_load",
+    hint="`kubectl apply -f cpu.yaml`, then `sh load.sh cpu.lab05.knative.internal 8 120 | tee ~/lab05/autoscale.txt` (step 6).",
+)
+def scaled_under_load(nodes):
+    ksvc = _service(nodes, CPU)
+    assert "samples/cpu:" in _image(ksvc), f"cpu runs {_image(ksvc)!r}: deploy the kit's cpu sample (cpu.yaml)"
+    annotations = _annotations(ksvc)
+    assert "autoscaling.knative.dev/target" in annotations, "cpu has no autoscaling.knative.dev/target: at the default of 100 requests per pod, 8 never need a second pod"
+    ceiling = _number(annotations, "max-scale", "0")
+    assert ceiling >= 2, "cpu needs a max-scale of at least 2 (cpu.yaml: 4), so the autoscaler may add pods, and no more than a laptop holds"
+    for floor in ("min-scale", "initial-scale"):
+        pods = _number(annotations, floor, "0")
+        assert pods < 2, f"cpu's {floor} is {pods:g}: that many pods come whatever the load, so they prove no autoscaling. Leave it at 0"
+    assert _ready(ksvc), "the Service cpu is not Ready: `kubectl -n lab05 describe ksvc cpu`"
+    record = nodes.first.file(f"{DIR}/autoscale.txt")
+    assert record.exists, "~/lab05/autoscale.txt does not exist yet"
+    assert record.mtime.timestamp() > _timestamp(ksvc["metadata"]["creationTimestamp"]), "autoscale.txt is older than the Service cpu: load it after deploying it"
+    found = _record("autoscale.txt", record.content_string, ["requests", "peak"])
+    assert found["requests"] > 0, "autoscale.txt counts no answered request: was the function reachable?"
+    assert len(re.findall(r"^pods \d+ \d+$", record.content_string, re.MULTILINE)) >= 2, "autoscale.txt should hold load.sh's `pods` lines: record its whole output"
+    peak = found["peak"]
+    assert peak >= 2, f"at most {peak:g} pod was Ready under load: the autoscaler added none (is the target 1? were 8 requests in flight?)"
+    assert peak <= ceiling, f"a peak of {peak:g} pods is more than cpu's max-scale of {ceiling:g} allows: record what load.sh counted"
+    # While the API server still holds the Deployment's scaling events, they must agree.
+    events = [e for e in (nodes.api(SCALINGS) or {}).get("items", []) if re.fullmatch(r"cpu-\d{5}-deployment", (e.get("involvedObject") or {}).get("name", ""))]
+    if events:
+        most = max(_scaled_to(e) for e in events)
+        assert most >= 2, f"the cluster's events say cpu's Deployment never had more than {most} pod(s): put it under load (step 6) and record that run"
+
+
 @check(
     "ping_source_ready",
-    hint="Knative Eventing is needed (addons.knative_eventing: true, then ./kit up); `kubectl apply -f ping.yaml` (step 5).",
+    hint="Knative Eventing is needed (addons.knative_eventing: true, then ./kit up); `kubectl apply -f ping.yaml` (step 7).",
 )
 def ping_source_ready(nodes):
     ping = nodes.api(PING)

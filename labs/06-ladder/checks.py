@@ -4,19 +4,41 @@ student's verdict."""
 import json
 
 from labkit import ladder
+from labkit.errors import KitError
 from labkit.labs import check
 
 DIR = "/home/vagrant/lab06"
+# A median needs several samples: measure.sh takes 3 of each rung unless SAMPLES says more.
+MIN_SAMPLES = 3
+# Istio's sidecar (Envoy and its agent) holds tens of MiB; a difference under this between
+# the pod with it and the pod without means the second pod had no sidecar.
+SIDECAR_MIN_MIB = 10
+
+
+def _measured(record):
+    try:
+        return {r.key: r for r in ladder.parse(record.content_string)}
+    except KitError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @check("rungs_measured", hint="On the control plane, `cd ~/lab06 && sh measure.sh > ladder.txt` (step 1; lab 05's hello must exist).")
 def rungs_measured(nodes):
     record = nodes.first.file(f"{DIR}/ladder.txt")
     assert record.exists, "~/lab06/ladder.txt does not exist yet"
-    rungs = {r.key: r for r in ladder.parse(record.content_string)}
+    rungs = _measured(record)
     for r in rungs.values():
-        assert r.start_s > 0 and r.memory_mib > 0, f"{r.label}: a start-up of {r.start_s} s and {r.memory_mib} MiB cannot be right"
+        assert min(r.starts) > 0 and min(r.memories) > 0, f"{r.label}: a start-up of {min(r.starts)} s and {min(r.memories)} MiB cannot be right"
+        if r.key != "vm":  # the VM booted once
+            assert r.samples >= MIN_SAMPLES, (
+                f"{r.label}: {r.samples} sample(s) of its start-up; a median needs at least {MIN_SAMPLES} (SAMPLES={MIN_SAMPLES}, measure.sh's default)"
+            )
     assert rungs["container"].start_s < rungs["vm"].start_s, "a container should start faster than the VM boots: measure again"
+    sidecar = rungs["mesh"].memory_mib - rungs["pod"].memory_mib
+    assert sidecar >= SIDECAR_MIN_MIB, (
+        f"the pod in lab06-mesh holds {sidecar:+.1f} MiB over the same pod without the mesh: it had no istio-proxy sidecar"
+        " (is lab06-mesh labelled istio-injection=enabled? `kubectl -n lab06-mesh get pods` shows 2/2)"
+    )
 
 
 @check("chart_drawn", hint="On the host: `./kit lab.ladder` (step 2) prints the table and writes .state/ladder.png.")
@@ -28,7 +50,7 @@ def chart_drawn(nodes):
     drawn = {r["key"]: r for r in json.loads(data.read_text())}
     record = nodes.first.file(f"{DIR}/ladder.txt")
     assert record.exists, "~/lab06/ladder.txt is gone: measure again (step 1)"
-    measured = {r.key: r for r in ladder.parse(record.content_string)}
+    measured = _measured(record)
     assert {k: v["start_s"] for k, v in drawn.items()} == {k: v.start_s for k, v in measured.items()}, "the chart is older than the measurements: run `./kit lab.ladder` again"
 
 

@@ -180,4 +180,4 @@ def test_the_runner_runs_node_blocks_over_the_nodes_connection() -> None:
 
     runner = guide.Runner(nodes=SimpleNamespace(first=Host()), root=Path("/"), say=print)
     assert runner(guide.Block(1, "node", "echo 'it''s' > ~/x\n", 1)) == (0, "ok\n")
-    assert seen == ["timeout 1200 bash -e -o pipefail -c 'echo '\"'\"'it'\"'\"''\"'\"'s'\"'\"' > ~/x\n'"]
+    assert seen == ["timeout 1800 bash -e -o pipefail -c 'echo '\"'\"'it'\"'\"''\"'\"'s'\"'\"' > ~/x\n'"]
