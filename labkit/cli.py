@@ -238,6 +238,8 @@ def lab_start(c: Context, lab: str) -> None:
     the_lab = _lab(lab)
     action = kit().lab_start(the_lab)
     _say(f"✓ lab {the_lab.id} ({the_lab.spec.title}): starting snapshot {action}")
+    needs = ", ".join(dict.fromkeys([*the_lab.spec.needs, the_lab.spec.layer]))
+    _say(f"  about {the_lab.spec.minutes} minutes; it builds on: {needs}; {len(the_lab.spec.steps)} steps")
     _say(f"  guide: {the_lab.path.relative_to(ROOT) / 'README.md'}   then: ./kit lab.check {the_lab.id}")
 
 
