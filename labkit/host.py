@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -124,12 +125,13 @@ def routes() -> tuple[Route, ...]:
     return parse_routes(_out(["ip", "-j", "-4", "route"]) or "[]")
 
 
-def context() -> HostContext:
-    """The cheap host facts config validation needs (no slow probes)."""
+def context(cache_dir: Path | None = None) -> HostContext:
+    """The cheap host facts config validation needs (no slow probes; with ``cache_dir``,
+    Vagrant's plugin list is read from there while nothing that defines it has changed)."""
     plugins: tuple[str, ...] = ()
     has_vagrant = shutil.which("vagrant") is not None
     if has_vagrant:
-        plugins = _vagrant_plugins()
+        plugins = _vagrant_plugins(cache_dir)
     providers = []
     if has_vagrant and "vagrant-libvirt" in plugins:
         providers.append("libvirt")
@@ -140,10 +142,49 @@ def context() -> HostContext:
     )
 
 
-def _vagrant_plugins() -> tuple[str, ...]:
-    # `vagrant plugin list` takes seconds; the gem folder tells the same for system plugins.
-    text = _out(["vagrant", "plugin", "list"], timeout=60) or ""
-    return parse_vagrant_plugins(text)
+# Where Vagrant records its installed plugins: the user's, a Debian system package's, the
+# official installer's. Their state (and the vagrant executable's) decides the list.
+PLUGIN_STATE_FILES = ("{home}/plugins.json", "/usr/share/vagrant-plugins/plugins.json", "/opt/vagrant/embedded/plugins.json")
+
+
+def plugin_fingerprint(vagrant: str, home: str) -> str:
+    """What `vagrant plugin list` depends on: the executable and the plugin state files
+    (path, size and modification time of each; absent ones count as absent)."""
+    parts = []
+    for path in (vagrant, *(p.format(home=home) for p in PLUGIN_STATE_FILES)):
+        try:
+            st = os.stat(path)
+            parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{path}:-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _vagrant_plugins(cache_dir: Path | None = None) -> tuple[str, ...]:
+    """`vagrant plugin list` (Ruby: most of a second even on a fast host), remembered in
+    ``cache_dir`` under the fingerprint of what decides it. Only a list naming a provider
+    plugin is remembered: a missing plugin is always asked again, so installing one is seen
+    at once."""
+    vagrant = shutil.which("vagrant")
+    if vagrant is None:
+        return ()
+    memo = cache_dir / "vagrant-plugins.json" if cache_dir is not None else None
+    key = plugin_fingerprint(os.path.realpath(vagrant), os.environ.get("VAGRANT_HOME") or os.path.expanduser("~/.vagrant.d"))
+    if memo is not None:
+        try:
+            saved = json.loads(memo.read_text())
+            if saved.get("key") == key:
+                return tuple(str(p) for p in saved["plugins"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+    plugins = parse_vagrant_plugins(_out(["vagrant", "plugin", "list"], timeout=60) or "")
+    if memo is not None and "vagrant-libvirt" in plugins:
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps({"key": key, "plugins": list(plugins)}) + "\n")
+        except OSError:
+            pass  # a read-only state folder: ask Vagrant every time
+    return plugins
 
 
 def _meminfo_available_mib() -> int:

@@ -123,7 +123,7 @@ class Kit:
     def resolve(self, context: host.HostContext | None = None) -> Resolved:
         """Load, validate and resolve the config; write the resolved form for the Vagrantfile."""
         if self._resolved is None:
-            resolved = load(self.config_path, context or host.context())
+            resolved = load(self.config_path, context or host.context(self.state_dir))
             atomic_write(self.resolved_path, json.dumps(resolved.to_dict(), indent=2) + "\n")
             self._resolved = resolved
         return self._resolved

@@ -14,8 +14,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -145,25 +147,33 @@ class Result:
     seconds: float
 
 
-def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None) -> list[Result]:
-    """Run every check of ``lab`` (or those in ``only``) against ``nodes``, in step order."""
+def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None, workers: int = 8) -> list[Result]:
+    """Run every check of ``lab`` (or those in ``only``); the results come in step order.
+
+    Checks only read (each a few commands over the nodes' multiplexed SSH connections or
+    a GET on the API), so they run side by side: a lab's checks take about as long as
+    its slowest one, not the sum (most of a check's time is waiting on a slow node).
+    """
     wanted = None if only is None else set(only)
-    results = []
-    for step in lab.spec.steps:
-        for check_id in step.checks:
-            if wanted is not None and check_id not in wanted:
-                continue
-            chk = lab.checks[check_id]
-            start = time.monotonic()
-            try:
-                chk.fn(nodes)
-                ok, detail = True, ""
-            except AssertionError as exc:
-                ok, detail = False, str(exc).split("\n")[0]
-            except Exception as exc:
-                ok, detail = False, f"{type(exc).__name__}: {exc}".split("\n")[0]
-            results.append(Result(check_id, step.title, ok, chk.hint, detail, time.monotonic() - start))
-    return results
+    todo = [(step, check_id) for step in lab.spec.steps for check_id in step.checks if wanted is None or check_id in wanted]
+
+    def one(item: tuple[Step, str]) -> Result:
+        step, check_id = item
+        chk = lab.checks[check_id]
+        start = time.monotonic()
+        try:
+            chk.fn(nodes)
+            ok, detail = True, ""
+        except AssertionError as exc:
+            ok, detail = False, str(exc).split("\n")[0]
+        except Exception as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}".split("\n")[0]
+        return Result(check_id, step.title, ok, chk.hint, detail, time.monotonic() - start)
+
+    if len(todo) <= 1 or workers <= 1:
+        return [one(item) for item in todo]
+    with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+        return list(pool.map(one, todo))  # map keeps the order of ``todo``
 
 
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")
@@ -273,6 +283,7 @@ class Nodes:
         self.names = names
         self.control_dir = control_dir
         self._hosts: dict[str, Any] = {}
+        self._lock = threading.Lock()  # checks run side by side: one connection per node
         self._snapshots = snapshot_lister
         data = (yaml.safe_load(inventory.read_text()) if inventory.exists() else None) or {}
         self.kit: dict[str, Any] = data.get("all", {}).get("vars", {}).get("kit", {})
@@ -285,6 +296,10 @@ class Nodes:
 
     def __getitem__(self, name: str) -> Any:
         """testinfra's SSH backend for node ``name``, one multiplexed connection per node."""
+        with self._lock:
+            return self._host(name)
+
+    def _host(self, name: str) -> Any:
         if name not in self._hosts:
             import testinfra
 
@@ -309,10 +324,11 @@ class Nodes:
         kubeconfig, `./kit kubeconfig`); the JSON as a dict, or None when it does not exist."""
         from kubernetes import client, config
 
-        if self._api_client is None:
-            if self.kubeconfig is None or not self.kubeconfig.exists():
-                raise KitError("no kubeconfig for the lab checks: run `./kit kubeconfig`")
-            self._api_client = config.new_client_from_config(str(self.kubeconfig))
+        with self._lock:
+            if self._api_client is None:
+                if self.kubeconfig is None or not self.kubeconfig.exists():
+                    raise KitError("no kubeconfig for the lab checks: run `./kit kubeconfig`")
+                self._api_client = config.new_client_from_config(str(self.kubeconfig))
         try:
             data = self._api_client.call_api(path, "GET", auth_settings=["BearerToken"], response_type="object", _return_http_data_only=True, _request_timeout=10)
         except client.ApiException as exc:

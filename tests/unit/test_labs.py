@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,33 @@ def test_a_pod_that_cannot_pull_its_image_is_named_with_what_to_do() -> None:
     assert len(problems) == 1 and problems[0].startswith("pod web-7d4b9c-abcde cannot pull docker.io/library/busybox:1.37.0 (ImagePullBackOff)")
     assert "./kit lab.start 03" in problems[0]
     assert labs.pull_problems(lab("02"), Api([stuck])) == []  # below Kubernetes: no API to ask
+
+
+def _synthetic_lab(checks: dict[str, Callable[[object], None]]) -> labs.Lab:
+    ids = list(checks)
+    spec = labs.LabSpec(id="99", title="t", layer="vm", minutes=1, steps=[labs.Step(title=f"step {i}", checks=[i]) for i in ids])
+    return labs.Lab(spec, Path("."), {i: labs.Check(i, f"hint {i}", fn) for i, fn in checks.items()})
+
+
+def test_checks_run_side_by_side_and_report_in_step_order() -> None:
+    # Three checks that can only all finish when they run at the same time: each waits
+    # at a barrier for the other two (one after the other, the first would time out).
+    barrier = threading.Barrier(3, timeout=10)
+
+    def waits(_nodes: object) -> None:
+        barrier.wait()
+
+    def fails(_nodes: object) -> None:
+        barrier.wait()
+        raise AssertionError("not done\nsecond line")
+
+    lab = _synthetic_lab({"c": waits, "a": fails, "b": waits})
+    results = labs.run_checks(lab, nodes=None)
+    assert [(r.id, r.ok, r.detail) for r in results] == [("c", True, ""), ("a", False, "not done"), ("b", True, "")]
+
+
+def test_one_worker_runs_checks_one_after_the_other() -> None:
+    order: list[str] = []
+    lab = _synthetic_lab({k: (lambda _n, k=k: order.append(k)) for k in ("x", "y", "z")})
+    assert [r.ok for r in labs.run_checks(lab, nodes=None, workers=1)] == [True, True, True]
+    assert order == ["x", "y", "z"]

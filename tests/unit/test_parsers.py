@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import pytest
+
 from labkit.host import parse_routes, parse_vagrant_plugins
 from labkit.libvirt import box_volume_prefix, parse_vol_list
 from labkit.runner import HostRecap, parse_recap, total_changed
@@ -104,3 +106,33 @@ def test_a_failed_run_names_its_failed_tasks() -> None:
     ]
     assert failures(lines) == '  TASK [Lab files | Pull them from the kit\'s cache]\n    fatal: [node1]: FAILED! => {"msg": "ctr: failed to resolve reference"}'
     assert failures(["TASK [x] ***", "ok: [n]"]) == ""
+
+
+def test_vagrant_plugin_list_is_remembered_until_what_decides_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import host
+
+    home = tmp_path / "vagrant.d"
+    home.mkdir()
+    monkeypatch.setenv("VAGRANT_HOME", str(home))
+    monkeypatch.setattr(host.shutil, "which", lambda name: "/usr/bin/vagrant" if name == "vagrant" else None)
+    asked: list[str] = []
+    answers = {"now": "vagrant-libvirt (0.11.2, system)\n"}
+
+    def fake_out(argv: list[str], timeout: float = 20) -> str:  # test double of running vagrant
+        asked.append(" ".join(argv))
+        return answers["now"]
+
+    monkeypatch.setattr(host, "_out", fake_out)
+    state = tmp_path / "state"
+    assert host._vagrant_plugins(state) == ("vagrant-libvirt",)
+    assert host._vagrant_plugins(state) == ("vagrant-libvirt",)
+    assert len(asked) == 1, "the second call should come from the memo"
+    # A plugin installed or removed changes the user's plugins.json: Vagrant is asked again.
+    (home / "plugins.json").write_text("{}")
+    answers["now"] = ""
+    assert host._vagrant_plugins(state) == ()
+    assert host._vagrant_plugins(state) == ()
+    assert len(asked) == 3, "a list without a provider plugin is never remembered"
+    # Without a state folder, Vagrant is asked every time.
+    host._vagrant_plugins(None)
+    assert len(asked) == 4
