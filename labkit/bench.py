@@ -35,10 +35,48 @@ UNTUNED = {
 }
 
 
-def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> dict[str, object]:
+def _provision_seconds(summary: dict[str, Any]) -> float:
+    return float(next(p["seconds"] for p in summary["phases"] if p["name"].startswith("provision")))
+
+
+def _boot_seconds(summary: dict[str, Any]) -> float:
+    return float(next((p["seconds"] for p in summary["phases"] if p["name"].startswith("boot")), 0.0))
+
+
+def fresh(k: Kit, say: Callable[[str], None] = print) -> list[str]:
+    """Two new clusters from the warm cache, one after the other on the same host: the
+    first with Mitogen off (ansible.cfg's tuning only: the kit's provisioning before the
+    speed work, the role-level probes aside), then as configured. The cluster left
+    running is the tuned one, whose first provisioning the re-runs are compared with."""
+    quiet: Callable[[str], None] = lambda _line: None  # noqa: E731 - the figures are the output
+    firsts = {}
+    for name, env in (("Mitogen off", NO_MITOGEN), ("tuned", {})):
+        say(f"  a new cluster, {name}: destroy, then `up` (minutes under emulation)")
+        k.destroy()
+        firsts[name] = Kit(k.root, k.config_path, k.state_dir, say=quiet).up(skip_doctor=True, env=env)
+    return report_fresh(firsts["Mitogen off"], firsts["tuned"])
+
+
+def report_fresh(off: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
+    a, b = _provision_seconds(off), _provision_seconds(tuned)
+    lines = ["first provisioning of a new cluster (same host, same box, same warm cache):"]
+    lines.append(f"  {'Mitogen off (the baseline)':<32} {a:8.1f} s   (boot {_boot_seconds(off):.1f} s, changed tasks: {off['changed']})")
+    lines.append(f"  {'tuned':<32} {b:8.1f} s  = {b / a:5.0%} of the baseline   (boot {_boot_seconds(tuned):.1f} s, changed tasks: {tuned['changed']})")
+    roles = sorted(set(off.get("roles", {})) | set(tuned.get("roles", {})))
+    lines.append("  time per role (s):   Mitogen off         tuned")
+    for role in roles:
+        x, y = off.get("roles", {}).get(role), tuned.get("roles", {}).get(role)
+        lines.append(f"    {role:<20}" + "".join(f"{c:>14.1f}" if c is not None else f"{'-':>14}" for c in (x, y)))
+    return lines
+
+
+def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new_clusters: bool = False) -> dict[str, object]:
     """Print the figures; with ``tags``, the re-run with all tuning off covers only those
     roles (it takes over ten minutes in full under emulation); the Mitogen-off re-run is
-    always whole, beside the tuned one (the latest no-change run, when there is one)."""
+    whole, beside the tuned one (the latest no-change run, when there is one). With
+    ``new_clusters``, first two new clusters are provisioned (`fresh`), Mitogen off and
+    tuned, and Mitogen's share shows there instead of in a Mitogen-off re-run."""
+    fresh_lines = fresh(k, say) if new_clusters else []
     if not k.first_run_path.exists():
         raise KitError("no first provisioning recorded for this cluster: run `./kit up` on a new cluster first")
     first = json.loads(k.first_run_path.read_text())
@@ -47,7 +85,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> 
     quiet: Callable[[str], None] = lambda _line: None  # noqa: E731 - the figures are the output
     last = json.loads(k.last_run_path.read_text()) if k.last_run_path.exists() else None
     reuse = last is not None and last.get("finished") != first.get("finished") and last["changed"] == 0
-    runs = [(ALL_OFF, UNTUNED, tags), (NO_MITOGEN_RUN, NO_MITOGEN, None)] + ([] if reuse else [(TUNED, {}, None)])
+    runs = [(ALL_OFF, UNTUNED, tags)] + ([] if new_clusters else [(NO_MITOGEN_RUN, NO_MITOGEN, None)]) + ([] if reuse else [(TUNED, {}, None)])
     for name, env, only in runs:
         start = time.monotonic()
         summary = Kit(k.root, k.config_path, k.state_dir, say=quiet).provision(env=env, tags=only)
@@ -56,7 +94,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None) -> 
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.
         tuned = next(p["seconds"] for p in last["phases"] if p["name"].startswith("provision"))
         results[TUNED] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {})}
-    for line in report(first, results, tags):
+    for line in [*fresh_lines, *report(first, results, tags)]:
         say(line)
     return {"first": first_site, **results}
 

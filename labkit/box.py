@@ -50,7 +50,9 @@ BOX_PACKAGES = (
 # Modules the initramfs needs to find the root disk on virtio; keeps it small.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
 DISK_GIB = 20
-KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+# `quiet`: under software emulation every byte written to the serial console is a trap
+# into QEMU; the kernel's and systemd's boot messages cost seconds (they stay in the journal).
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet"
 VAGRANT_INSECURE_KEY_GLOBS = (
     "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub",
     "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub",
@@ -74,6 +76,19 @@ end
 # image's files carry no capabilities, so ping cannot fall back to a raw socket.
 PING_SYSCTL = "net.ipv4.ping_group_range = 0 2147483647\n"
 
+# Units a lab node does not need, masked in the box: apt's daily timers (the nodes have no
+# internet, and a timer taking dpkg's lock in the middle of provisioning or a lab step
+# stalls it) and module loads for hardware the VMs do not have (a display, EFI storage).
+MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "modprobe@drm.service", "modprobe@efi_pstore.service")
+# Drivers for devices a headless lab node does not use, kept from loading when udev finds
+# their devices at boot (each load is a signature check and a relocation: under emulation,
+# these made up most of udev's seconds of CPU at boot). `modprobe NAME` still loads one.
+BLACKLISTED_MODULES = (
+    "floppy", "pcspkr", "psmouse", "serio_raw", "i2c_piix4", "ata_piix",
+    "uhci_hcd", "ehci_pci", "ehci_hcd",
+    "kvm_amd", "kvm_intel", "intel_rapl_msr", "intel_rapl_common", "ccp",
+    "vmw_vmci", "vmw_vsock_vmci_transport", "efi_pstore",
+)  # fmt: skip
 FIRST_BOOT_UNIT = """\
 [Unit]
 Description=Generate this machine's own SSH host keys (labkit box)
@@ -111,7 +126,9 @@ class BoxSpec:
                 "unit": FIRST_BOOT_UNIT,
                 "sysctl": PING_SYSCTL,
                 "disk": DISK_GIB,
-                "format": 2,
+                "masked": MASKED_UNITS,
+                "blacklisted": BLACKLISTED_MODULES,
+                "format": 3,
             },
             sort_keys=True,
         )
@@ -166,6 +183,15 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
         wants.symlink_to("/etc/systemd/system/labkit-ssh-hostkeys.service")
+    _write(
+        root / "etc/modprobe.d/labkit-node.conf",
+        "# labkit box: drivers for devices a headless lab node does not use (see labkit/box.py).\n" + "".join(f"blacklist {m}\n" for m in BLACKLISTED_MODULES),
+    )
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     # An empty machine-id makes systemd create a new one per VM (else clones share
@@ -177,6 +203,24 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
     ssh_dir = root / "home/vagrant/.ssh"
     _write(ssh_dir / "authorized_keys", pubkey.strip() + "\n", 0o600)
     ssh_dir.chmod(0o700)
+
+
+UPDATED_STAMP = "# Written by labkit's box build, as systemd-update-done would at first boot:\n# the box ships its caches up to date.\nTIMESTAMP_NSEC={ns}\n"
+
+
+def mark_updated(root: Path) -> None:
+    """Do at build time what a first boot would (ldconfig's cache and the journal's catalog
+    are rebuilt in the chroot first), and stamp /etc and /var as up to date with /usr, so
+    the units with ConditionNeedsUpdate= (ldconfig, the catalog update, update-done) do
+    not run on every new VM's first boot: seconds each under emulation."""
+    usr = root / "usr"
+    whole = (usr.stat().st_mtime_ns // 1_000_000_000) * 1_000_000_000  # the image keeps whole seconds
+    os.utime(usr, ns=(whole, whole))
+    for folder in ("etc", "var"):
+        stamp = root / folder / ".updated"
+        stamp.write_text(UPDATED_STAMP.format(ns=whole))
+        stamp.chmod(0o644)
+        os.utime(stamp, ns=(whole, whole))
 
 
 def unmount_below(path: Path, mounts: Path = Path("/proc/self/mounts"), umount: Callable[[str], object] | None = None) -> list[str]:
@@ -253,6 +297,9 @@ def _build_in(work: Path, spec: BoxSpec, target: Path, pubkey: str, say: Callabl
     _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant", what="chown /home/vagrant")
     _chroot(root, "update-initramfs", "-u", "-k", "all", what="update-initramfs")
     _chroot(root, "apt-get", "clean", what="apt-get clean")
+    _chroot(root, "ldconfig", what="ldconfig")
+    _chroot(root, "journalctl", "--update-catalog", what="journalctl --update-catalog")
+    mark_updated(root)
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     initrds = sorted((root / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:

@@ -196,13 +196,18 @@ def budget(c: Context) -> None:
     _say(f"guest RAM of this config: {guest} MiB over {len(resolved.nodes)} node(s); requests use {report.total / guest:.0%} of it (measured parts only)")
 
 
-@task(help={"tags": "Re-run only these roles (comma-separated Ansible tags): a quicker benchmark."})
+@task(
+    help={
+        "tags": "Re-run only these roles with all tuning off (comma-separated Ansible tags): a quicker benchmark.",
+        "new_clusters": "First destroy the cluster and provision two new ones from the warm cache, Mitogen off then tuned (tens of minutes under emulation).",
+    }
+)
 @friendly
-def bench(c: Context, tags: str | None = None) -> None:
-    """Print provisioning figures for the running cluster: first run, re-runs with and without tuning, time per role."""
+def bench(c: Context, tags: str | None = None, new_clusters: bool = False) -> None:
+    """Print provisioning figures: first run, re-runs with and without tuning, time per role (and new clusters side by side)."""
     from labkit import bench as bench_mod
 
-    bench_mod.run(kit(), say=_say, tags=tags)
+    bench_mod.run(kit(), say=_say, tags=tags, new_clusters=new_clusters)
 
 
 # ---------------------------------------------------------------------- labs
@@ -343,6 +348,23 @@ def lab_restore(c: Context, lab: str, name: str) -> None:
 def build(c: Context, force: bool = False) -> None:
     """Build the Debian box for libvirt from Debian's packages (needs root) and add it to Vagrant."""
     kit().build_box(force=force)
+
+
+@task(
+    name="bench",
+    help={
+        "boxes": "Box files to boot, the first being the one the others are compared with (default: every box in the cache's boxes folder).",
+        "runs": "Boots per box (default 3; the median counts).",
+    },
+    iterable=["boxes"],
+)
+@friendly
+def box_bench(c: Context, boxes: list[str] | None = None, runs: int = 3) -> None:
+    """Boot each box to SSH as a new VM's first boot, side by side, and print the medians as ratios (QEMU, loopback only)."""
+    from labkit import boxbench
+
+    paths = [Path(b) for b in boxes] if boxes else sorted((kit().root / ".cache/boxes").glob("*.box"))
+    boxbench.run(paths, boxbench.vagrant_private_key(), runs=runs, say=_say)
 
 
 # ---------------------------------------------------------------------- cache
@@ -604,7 +626,7 @@ def cache_samples(c: Context) -> None:
 
 
 namespace = Collection(up, provision, status, ssh, halt, destroy, config, doctor, kubeconfig, bench, budget)
-namespace.add_collection(Collection("box", build))
+namespace.add_collection(Collection("box", build, box_bench))
 namespace.add_collection(Collection("cache", fetch, cache_status, add, pin, lock_debs, standins, cache_serve, cache_samples, cache_bench))
 namespace.add_collection(Collection("lab", lab_list, lab_start, lab_check, lab_solve, lab_walk, lab_reset, lab_status, lab_snapshot, lab_restore, lab_ladder))
 _tests = Collection("test")

@@ -248,7 +248,7 @@ class Kit:
             return runner.playbook(self.root, "site.yml", inv, tags=tags, limit=limit, emit=self.say, env=env, state_dir=self.state_dir)
 
     # ----------------------------------------------------------------- commands
-    def up(self, *, skip_doctor: bool = False, tags: str | None = None, locked: bool = False) -> dict[str, Any]:
+    def up(self, *, skip_doctor: bool = False, tags: str | None = None, locked: bool = False, env: dict[str, str] | None = None) -> dict[str, Any]:
         phases = Phases(self.say)
         with phases.phase("validate the config"):
             resolved = self.resolve()
@@ -273,7 +273,7 @@ class Kit:
         with phases.phase("write the inventory"):
             inv = self.write_inventory(resolved)
         with phases.phase("provision (playbooks/site.yml)"):
-            run = self.run_site(resolved, inv, tags=tags)
+            run = self.run_site(resolved, inv, tags=tags, env=env)
         return self._finish("up", phases, run, resolved)
 
     def provision(self, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None, reset: bool = False) -> dict[str, Any]:

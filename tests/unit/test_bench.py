@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from labkit.bench import TUNED, report
+from labkit.bench import TUNED, report, report_fresh
 
 FIRST = {
     "phases": [{"name": "boot the VMs (libvirt)", "seconds": 127.9}, {"name": "provision (playbooks/site.yml)", "seconds": 323.3}],
@@ -35,6 +35,17 @@ def test_tagged_report_compares_only_the_tagged_roles() -> None:
     row = next(line for line in lines if line.strip().startswith("node_network"))
     assert row.split()[1:] == ["7.5", "24.3", "24.3", "8.5"]
     assert next(line for line in lines if line.strip().startswith("gather_facts")).split()[-1] == "-"
+
+
+def test_new_clusters_compare_the_tuned_first_provisioning_with_the_baseline() -> None:
+    off = {"phases": FIRST["phases"], "roles": FIRST["roles"], "changed": 54}
+    phases = [{"name": "boot the VMs (libvirt)", "seconds": 116.8}, {"name": "provision (playbooks/site.yml)", "seconds": 125.4}]
+    tuned = {"phases": phases, "roles": {"node_base": 64.3}, "changed": 54}
+    lines = report_fresh(off, tuned)
+    assert "323.3 s   (boot 127.9 s, changed tasks: 54)" in lines[1]
+    assert "125.4 s  =   39% of the baseline   (boot 116.8 s" in lines[2]
+    assert next(line for line in lines if line.strip().startswith("node_base")).split()[1:] == ["151.9", "64.3"]
+    assert next(line for line in lines if line.strip().startswith("containerd")).split()[-1] == "-"
 
 
 @pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("curl") is None, reason="needs the peer, Debian's docker-registry (scripts/host-packages.txt)")

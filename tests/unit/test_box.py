@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -87,3 +88,32 @@ def test_what_debootstrap_left_mounted_is_unmounted_deepest_first(tmp_path: Path
     assert unmounted == [f"{work}/rootfs/proc/sys/fs/binfmt_misc", f"{work}/rootfs/proc"]
     assert sorted(found) == sorted(unmounted)
     assert box.unmount_below(tmp_path / "elsewhere", mounts=mounts, umount=unmounted.append) == []
+
+
+def test_units_a_lab_node_does_not_need_are_masked(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    box.configure_rootfs(root, KEY)
+    for unit in ("apt-daily.timer", "apt-daily-upgrade.timer", "modprobe@drm.service"):
+        link = root / "etc/systemd/system" / unit
+        assert link.is_symlink() and str(link.readlink()) == "/dev/null", unit
+    assert "quiet" in box.KERNEL_CMDLINE.split()
+    blacklist = (root / "etc/modprobe.d/labkit-node.conf").read_text().splitlines()
+    assert "blacklist floppy" in blacklist
+    # Never a driver the nodes need: their disk and NIC, the file systems, container networking.
+    for needed in (*box.INITRAMFS_MODULES, "overlay", "br_netfilter", "button", "evdev"):
+        assert f"blacklist {needed}" not in blacklist
+
+
+def test_the_box_ships_its_caches_up_to_date_with_usr(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    (root / "usr").mkdir(exist_ok=True)
+    (root / "var").mkdir(exist_ok=True)
+    os.utime(root / "usr", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    box.mark_updated(root)
+    usr = (root / "usr").stat().st_mtime_ns
+    assert usr == 1_700_000_000_000_000_000  # whole seconds: what the ext4 image keeps
+    for folder in ("etc", "var"):
+        stamp = root / folder / ".updated"
+        # systemd's ConditionNeedsUpdate= is true only when /usr is newer than the stamp.
+        assert stamp.stat().st_mtime_ns == usr
+        assert f"TIMESTAMP_NSEC={usr}" in stamp.read_text()

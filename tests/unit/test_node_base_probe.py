@@ -1,0 +1,110 @@
+"""node_base's probe module (roles/node_base/library): one call reads what the role's
+tasks decide on. Tested on a made-up root folder and recorded dpkg-query output."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("node_base_probe", ROOT / "roles/node_base/library/node_base_probe.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+probe_mod = _module()
+MARKER = "/var/lib/labkit/apt-index.sha256"
+# Recorded from `dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' socat ethtool conntrack`
+# on a node where conntrack had been removed (config files left) and socat never installed.
+DPKG_QUERY = "ethtool ii \nconntrack rc \n"
+
+
+def _node(tmp_path: Path) -> Path:
+    root = tmp_path / "node"
+    for d in ("etc/systemd/system", "proc/sys/kernel", "proc/sys/net/bridge", "sys/module/overlay", "var/lib/dpkg/updates", "var/lib/labkit"):
+        (root / d).mkdir(parents=True)
+    (root / "etc/hostname").write_text("node1\n")
+    (root / "proc/sys/kernel/hostname").write_text("labkit\n")
+    (root / "etc/fstab").write_text("LABEL=root / ext4 defaults 0 1\n")
+    (root / "var/lib/labkit/apt-index.sha256").write_text("abc123\n")
+    return root
+
+
+def test_a_fresh_node_reads_as_work_to_do(tmp_path: Path) -> None:
+    root = _node(tmp_path)
+    state = probe_mod.probe(str(root), ["overlay", "br_netfilter", "nf_conntrack"], ["socat", "ethtool", "conntrack"], MARKER, lambda argv: (1, DPKG_QUERY))
+    assert state == {
+        "hostname_static": "node1",
+        "hostname_running": "labkit",
+        "fstab_exists": True,
+        "swap_target_masked": False,
+        "modules_missing": ["nf_conntrack"],
+        "dpkg_pending": 0,
+        "apt_marker": "abc123",
+        "packages_missing": ["socat", "conntrack"],
+        "sysctls_set": True,  # none asked
+    }
+
+
+def test_a_provisioned_node_reads_as_nothing_to_do(tmp_path: Path) -> None:
+    root = _node(tmp_path)
+    (root / "proc/sys/kernel/hostname").write_text("node1\n")
+    os.symlink("/dev/null", root / "etc/systemd/system/swap.target")
+    state = probe_mod.probe(str(root), ["overlay", "br_netfilter"], ["ethtool"], MARKER, lambda argv: (0, "ethtool ii \n"))
+    assert state["swap_target_masked"] and state["modules_missing"] == [] and state["packages_missing"] == []
+
+
+def test_what_an_interruption_leaves_is_seen(tmp_path: Path) -> None:
+    root = _node(tmp_path)
+    (root / "var/lib/dpkg/updates/0003").write_text("half-done")
+    (root / "etc/hostname").unlink()
+    (root / "var/lib/labkit/apt-index.sha256").unlink()
+    os.symlink("/lib/systemd/system/swap.target", root / "etc/systemd/system/swap.target")
+    state = probe_mod.probe(str(root), [], ["ethtool"], MARKER, lambda argv: (0, "ethtool iU \n"))  # unpacked, not configured
+    assert state["dpkg_pending"] == 1
+    assert state["hostname_static"] == "" and state["apt_marker"] == ""
+    assert not state["swap_target_masked"]
+    assert state["packages_missing"] == ["ethtool"]
+
+
+@pytest.mark.parametrize("rc", [2, 127])
+def test_a_failing_dpkg_query_counts_every_package_as_missing(tmp_path: Path, rc: int) -> None:
+    state = probe_mod.probe(str(_node(tmp_path)), [], ["ethtool", "socat"], MARKER, lambda argv: (rc, ""))
+    assert state["packages_missing"] == ["ethtool", "socat"]
+
+
+def test_dpkg_query_is_asked_about_exactly_the_role_packages(tmp_path: Path) -> None:
+    asked: list[list[str]] = []
+    probe_mod.probe(str(_node(tmp_path)), [], ["socat", "ethtool"], MARKER, lambda argv: (asked.append(argv), (0, ""))[1])
+    assert asked == [["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", "socat", "ethtool"]]
+    assert probe_mod.not_installed("ethtool:amd64 ii \n", ["ethtool"]) == []
+
+
+def test_sysctls_count_as_set_only_live_and_persisted(tmp_path: Path) -> None:
+    root = _node(tmp_path)
+    (root / "proc/sys/net/ipv4").mkdir(parents=True)
+    (root / "proc/sys/net/ipv4/ip_forward").write_text("1\n")
+    (root / "etc/sysctl.d").mkdir()
+    conf = root / "etc/sysctl.d/90-labkit.conf"
+    want = {"net.ipv4.ip_forward": 1}
+
+    def state() -> bool:
+        return probe_mod.probe(str(root), [], [], MARKER, None, want, "/etc/sysctl.d/90-labkit.conf")["sysctls_set"]
+
+    assert not state()  # live, not persisted
+    conf.write_text("net.ipv4.ip_forward=1\n")
+    assert state()
+    (root / "proc/sys/net/ipv4/ip_forward").write_text("0\n")
+    assert not state()  # persisted, not live (e.g. reset by a reboot before the file existed)
+    (root / "proc/sys/net/ipv4/ip_forward").unlink()
+    assert not state()  # unknown to this kernel: let the module say so
+    assert probe_mod.probe(str(root), [], [], MARKER)["sysctls_set"]  # nothing asked
