@@ -201,10 +201,31 @@ class Kit:
     def build_box(self, force: bool = False) -> Path:
         resolved = self.resolve()
         spec = self.box_spec(resolved)
+        rebuilt = force or not box.box_file(self.root / ".cache", spec).exists()
         path = box.build(spec, self.root / ".cache", force=force, say=self.say)
         self.say(f"adding {path.name} to Vagrant as {spec.name}")
         self.vagrant().box_add(spec.name, path)
+        if rebuilt and resolved.provider == "libvirt":
+            self._retire_old_box_volumes(resolved)
         return path
+
+    def _retire_old_box_volumes(self, resolved: Resolved) -> None:
+        """libvirt keeps the previous box's base volume (a few hundred MB) after a rebuild.
+        Delete it when no VM's disk is built on it, else say how to move those VMs."""
+        from labkit import libvirt
+
+        pool = resolved.config.libvirt.storage_pool
+        try:
+            if shutil.which("virsh") is None or not libvirt.pool_exists(pool):
+                return
+            removed, in_use = libvirt.retire_box_volumes(resolved.box_name, pool)
+        except KitError as exc:  # libvirtd not running yet: nothing of the old box to start from
+            self.say(f"    (could not look for the previous box's volume in libvirt: {exc})")
+            return
+        for vol in removed:
+            self.say(f"    removed the previous box's base volume {vol} from libvirt (no VM used it)")
+        for vol in in_use:
+            self.say(f"    ! VMs still run on the previous box ({vol}); `./kit destroy --box-volume`, then `./kit up`, moves them to the new one")
 
     def ensure_box(self, resolved: Resolved) -> None:
         """A local box must be built and added before `vagrant up` (official boxes download)."""

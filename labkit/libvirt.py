@@ -6,6 +6,7 @@ end-to-end suite to show that nothing is.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -79,6 +80,29 @@ def remove_box_volumes(box_name: str, pool: str) -> list[str]:
             _virsh("vol-delete", vol, "--pool", pool)
             removed.append(vol)
     return removed
+
+
+def backing_path(vol_xml: str) -> str | None:
+    """The file a volume is a copy-on-write overlay of (`<backingStore><path>`), if any."""
+    m = re.search(r"<backingStore>.*?<path>([^<]+)</path>", vol_xml, re.DOTALL)
+    return m.group(1).strip() if m else None
+
+
+def retire_box_volumes(box_name: str, pool: str) -> tuple[list[str], list[str]]:
+    """After the box was rebuilt: delete its old base volumes in ``pool`` (a few hundred MB
+    each: vagrant-libvirt uploads a rebuilt box under a new name and leaves the old one)
+    that no VM's disk is an overlay of; return (removed, still in use by a VM's disk)."""
+    removed, in_use = [], []
+    names = volumes(pool)
+    for base in [v for v in names if v.startswith(box_volume_prefix(box_name))]:
+        path = _virsh("vol-path", base, "--pool", pool).strip()
+        users = [v for v in names if v != base and backing_path(_virsh("vol-dumpxml", v, "--pool", pool)) == path]
+        if users:
+            in_use.append(base)
+        else:
+            _virsh("vol-delete", base, "--pool", pool)
+            removed.append(base)
+    return removed, in_use
 
 
 def snapshots(domain: str) -> list[str]:

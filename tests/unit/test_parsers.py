@@ -136,3 +136,40 @@ def test_vagrant_plugin_list_is_remembered_until_what_decides_it_changes(tmp_pat
     # Without a state folder, Vagrant is asked every time.
     host._vagrant_plugins(None)
     assert len(asked) == 4
+
+
+OVERLAY_XML = """<volume type='file'><name>kitci-node1.img</name>
+  <target><path>/var/lib/libvirt/images/kitci-node1.img</path></target>
+  <backingStore><path>/var/lib/libvirt/images/labkit-VAGRANTSLASH-trixie_vagrant_box_image_0_box.img</path><format type='qcow2'/></backingStore>
+</volume>"""
+
+
+def test_an_old_box_volume_is_retired_only_when_no_vm_disk_is_built_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit import libvirt
+
+    base = "labkit-VAGRANTSLASH-trixie_vagrant_box_image_0_box.img"
+    pool = {base: "<volume><name>base</name></volume>", "kitci-node1.img": OVERLAY_XML}
+    deleted: list[str] = []
+
+    def fake_virsh(*args: str) -> str:  # test double of virsh over a made-up pool
+        if args[0] == "pool-list":
+            return "default\n"
+        if args[0] == "vol-list":
+            return " Name   Path\n----\n" + "".join(f" {v}   /var/lib/libvirt/images/{v}\n" for v in pool)
+        if args[0] == "vol-path":
+            return f"/var/lib/libvirt/images/{args[1]}\n"
+        if args[0] == "vol-dumpxml":
+            return pool[args[1]]
+        if args[0] == "vol-delete":
+            deleted.append(args[1])
+            del pool[args[1]]
+            return ""
+        raise AssertionError(args)
+
+    monkeypatch.setattr(libvirt, "_virsh", fake_virsh)
+    assert libvirt.retire_box_volumes("labkit/trixie", "default") == ([], [base])
+    assert deleted == []
+    del pool["kitci-node1.img"]  # the VM destroyed
+    assert libvirt.retire_box_volumes("labkit/trixie", "default") == ([base], [])
+    assert deleted == [base]
+    assert libvirt.backing_path("not xml <") is None
