@@ -549,39 +549,48 @@ def _pick_provider(requested: str, host: HostContext) -> str:
     return "libvirt" if host.system == "Linux" else "virtualbox"
 
 
-def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple[list[Problem], list[ResolvedNode]]:
-    problems: list[Problem] = []
+def _network_size(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
     net = cfg.network.cidr
-    host_ip = next(iter(net.hosts()), None)
-    if net.prefixlen > 29:
-        usable = len(list(net.hosts()))
-        problems.append(
-            Problem(
-                "network.cidr",
-                str(net),
-                f"a /{net.prefixlen} network has {usable} usable address(es); the host takes the first and every node one more",
-                "use a /24, e.g. 192.168.56.0/24",
-            )
+    if net.prefixlen <= 29:
+        return []
+    usable = len(list(net.hosts()))
+    return [
+        Problem(
+            "network.cidr",
+            str(net),
+            f"a /{net.prefixlen} network has {usable} usable address(es); the host takes the first and every node one more",
+            "use a /24, e.g. 192.168.56.0/24",
         )
+    ]
 
-    # Roles.
+
+def _one_control_plane(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
     cps = [i for i, n in enumerate(cfg.nodes) if n.role == "control-plane"]
     if not cps:
-        problems.append(Problem("nodes", [n.name for n in cfg.nodes], "no node has role control-plane", "give exactly one node `role: control-plane`"))
-    elif len(cps) > 1:
-        problems.append(
-            Problem(f"nodes[{cps[1]}].role", "control-plane", "more than one control-plane node (the kit builds a single control plane)", "make the other nodes `role: worker`")
-        )
+        return [Problem("nodes", [n.name for n in cfg.nodes], "no node has role control-plane", "give exactly one node `role: control-plane`")]
+    if len(cps) > 1:
+        why = "more than one control-plane node (the kit builds a single control plane)"
+        return [Problem(f"nodes[{cps[1]}].role", "control-plane", why, "make the other nodes `role: worker`")]
+    return []
 
-    # Names.
-    seen_names: dict[str, int] = {}
+
+def _unique_names(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    problems = []
+    seen: dict[str, int] = {}
     for i, node in enumerate(cfg.nodes):
-        if node.name in seen_names:
-            problems.append(Problem(f"nodes[{i}].name", node.name, f"duplicate node name (also nodes[{seen_names[node.name]}])", "give every node its own name"))
-        seen_names.setdefault(node.name, i)
+        if node.name in seen:
+            problems.append(Problem(f"nodes[{i}].name", node.name, f"duplicate node name (also nodes[{seen[node.name]}])", "give every node its own name"))
+        seen.setdefault(node.name, i)
+    return problems
 
-    # Addresses: given or derived, inside the CIDR, unique, not the host's.
+
+def resolve_addresses(cfg: SandboxConfig) -> tuple[list[Problem], list[ResolvedNode]]:
+    """Each node's address, given or derived in order from network.first_host: inside the
+    CIDR, unique, not the host's (the network's first address)."""
+    problems: list[Problem] = []
     resolved: list[ResolvedNode] = []
+    net = cfg.network.cidr
+    host_ip = next(iter(net.hosts()), None)
     hosts = list(net.hosts()) if net.num_addresses <= 65536 else []
     seen_ips: dict[ipaddress.IPv4Address, int] = {}
     derived_index = 0
@@ -612,18 +621,31 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
             problems.append(Problem(f"nodes[{i}].ip", str(ip), f"same address as nodes[{seen_ips[ip]}]", "give every node its own address (or drop `ip` to derive them)"))
         seen_ips.setdefault(ip, i)
         resolved.append(ResolvedNode(node.name, node.role, node.cpus, node.memory, str(ip)))
+    return problems, resolved
 
-    # Layers: dependencies, pinned versions, per-layer memory and CPU minimums.
+
+def _layer_dependencies(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
     layers = cfg.layers
-    for layer, needs in LAYER_NEEDS.items():
-        if getattr(layers, layer) and not getattr(layers, needs):
-            problems.append(Problem(f"layers.{layer}", True, f"needs the {needs} layer", f"set layers.{needs}: true, or layers.{layer}: false"))
-    for addon, layer in ADDON_LAYER.items():
-        if getattr(cfg.addons, addon) and not getattr(layers, layer):
-            problems.append(Problem(f"addons.{addon}", True, f"needs the {layer} layer", f"set layers.{layer}: true, or addons.{addon}: false"))
-    for addon in ("kiali", "grafana"):
-        if getattr(cfg.addons, addon) and not cfg.addons.prometheus:
-            problems.append(Problem(f"addons.{addon}", True, "reads the mesh's metrics from Prometheus", "set addons.prometheus: true as well"))
+    problems = [
+        Problem(f"layers.{layer}", True, f"needs the {needs} layer", f"set layers.{needs}: true, or layers.{layer}: false")
+        for layer, needs in LAYER_NEEDS.items()
+        if getattr(layers, layer) and not getattr(layers, needs)
+    ]
+    problems += [
+        Problem(f"addons.{addon}", True, f"needs the {layer} layer", f"set layers.{layer}: true, or addons.{addon}: false")
+        for addon, layer in ADDON_LAYER.items()
+        if getattr(cfg.addons, addon) and not getattr(layers, layer)
+    ]
+    problems += [
+        Problem(f"addons.{addon}", True, "reads the mesh's metrics from Prometheus", "set addons.prometheus: true as well")
+        for addon in ("kiali", "grafana")
+        if getattr(cfg.addons, addon) and not cfg.addons.prometheus
+    ]
+    return problems
+
+
+def _pinned_versions(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    problems = []
     if cfg.versions.cni != "flannel":
         problems.append(Problem("versions.cni", cfg.versions.cni, "is not installed by this version of the kit (only flannel is)", "set versions.cni: flannel"))
     for key, value in cfg.versions.model_dump().items():
@@ -635,7 +657,13 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
         series = SUPPORTED_SERIES.get(key)
         if series and ".".join(value.split(".")[:2]) not in series:
             problems.append(Problem(f"versions.{key}", value, f"is outside the series this kit supports ({', '.join(s + '.x' for s in series)})", f"use a {series[-1]}.x release"))
-    active = ["base", *[layer for layer in LAYERS if getattr(layers, layer)]]
+    return problems
+
+
+def _node_resources(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    """Per-layer memory minimums (the largest of the enabled layers) and kubeadm's CPUs."""
+    problems = []
+    active = ["base", *[layer for layer in LAYERS if getattr(cfg.layers, layer)]]
     for i, node in enumerate(cfg.nodes):
         need, why = max((MEMORY_MINIMUMS[layer][node.role], layer) for layer in active)
         if node.memory < need:
@@ -647,37 +675,65 @@ def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple
                     f"give {node.name} at least {need} (MiB), or disable that layer",
                 )
             )
-        if layers.kubernetes and node.role == "control-plane" and node.cpus < KUBERNETES_CONTROL_PLANE_CPUS:
+        if cfg.layers.kubernetes and node.role == "control-plane" and node.cpus < KUBERNETES_CONTROL_PLANE_CPUS:
             problems.append(Problem(f"nodes[{i}].cpus", node.cpus, "kubeadm needs at least 2 CPUs on the control plane", "set cpus: 2 (or more)"))
+    return problems
 
-    # Networks must not overlap each other, the host's routes, or the provider's limits.
-    named = {
-        "network.cidr": net,
-        "network.pod_cidr": cfg.network.pod_cidr,
-        "network.service_cidr": cfg.network.service_cidr,
-    }
+
+def _named_networks(cfg: SandboxConfig, provider: str) -> dict[str, ipaddress.IPv4Network]:
+    named = {"network.cidr": cfg.network.cidr, "network.pod_cidr": cfg.network.pod_cidr, "network.service_cidr": cfg.network.service_cidr}
     if provider == "libvirt":
         named["libvirt.management_cidr"] = cfg.libvirt.management_cidr
+    return named
+
+
+def _networks_disjoint(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    named = _named_networks(cfg, provider)
     keys = list(named)
-    for a_i, a in enumerate(keys):
-        for b in keys[a_i + 1 :]:
-            if named[a].overlaps(named[b]):
-                problems.append(Problem(b, str(named[b]), f"overlaps {a} {named[a]}", f"choose a range that does not overlap {named[a]}"))
-    if provider == "virtualbox" and not any(net.subnet_of(r) for r in host.virtualbox_ranges):
-        allowed = ", ".join(map(str, host.virtualbox_ranges))
-        problems.append(
-            Problem(
-                "network.cidr",
-                str(net),
-                f"VirtualBox 7 refuses host-only networks outside {allowed}",
-                "use a network inside 192.168.56.0/21 (e.g. 192.168.56.0/24), or allow the range in /etc/vbox/networks.conf",
-            )
+    return [
+        Problem(b, str(named[b]), f"overlaps {a} {named[a]}", f"choose a range that does not overlap {named[a]}")
+        for a_i, a in enumerate(keys)
+        for b in keys[a_i + 1 :]
+        if named[a].overlaps(named[b])
+    ]
+
+
+def _virtualbox_range(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    net = cfg.network.cidr
+    if provider != "virtualbox" or any(net.subnet_of(r) for r in host.virtualbox_ranges):
+        return []
+    allowed = ", ".join(map(str, host.virtualbox_ranges))
+    return [
+        Problem(
+            "network.cidr",
+            str(net),
+            f"VirtualBox 7 refuses host-only networks outside {allowed}",
+            "use a network inside 192.168.56.0/21 (e.g. 192.168.56.0/24), or allow the range in /etc/vbox/networks.conf",
         )
-    for key in ("network.cidr", "libvirt.management_cidr"):
-        if key not in named:
-            continue
-        for route in route_collisions(named[key], host.routes):
-            problems.append(Problem(key, str(named[key]), f"collides with the host route {route.network} on {route.dev}", "choose a range the host does not use (see `ip route`)"))
+    ]
+
+
+def _host_routes(cfg: SandboxConfig, provider: str, host: HostContext) -> list[Problem]:
+    named = _named_networks(cfg, provider)
+    return [
+        Problem(key, str(named[key]), f"collides with the host route {route.network} on {route.dev}", "choose a range the host does not use (see `ip route`)")
+        for key in ("network.cidr", "libvirt.management_cidr")
+        if key in named
+        for route in route_collisions(named[key], host.routes)
+    ]
+
+
+# The rules across fields, one function each (like doctor's checks), in the order their
+# problems are reported; node addresses come between the names and the layers.
+RULES_BEFORE_ADDRESSES = (_network_size, _one_control_plane, _unique_names)
+RULES_AFTER_ADDRESSES = (_layer_dependencies, _pinned_versions, _node_resources, _networks_disjoint, _virtualbox_range, _host_routes)
+
+
+def _cross_checks(cfg: SandboxConfig, provider: str, host: HostContext) -> tuple[list[Problem], list[ResolvedNode]]:
+    problems = [p for rule in RULES_BEFORE_ADDRESSES for p in rule(cfg, provider, host)]
+    address_problems, resolved = resolve_addresses(cfg)
+    problems += address_problems
+    problems += [p for rule in RULES_AFTER_ADDRESSES for p in rule(cfg, provider, host)]
     return problems, resolved
 
 

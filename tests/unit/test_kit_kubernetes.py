@@ -80,3 +80,16 @@ def test_the_reset_playbook_never_ignores_preflight_errors() -> None:
         assert "ignore-preflight-errors" not in path.read_text(), path
     for path in ROOT.glob("roles/*/tasks/*.yml"):
         assert "ignore-preflight-errors" not in path.read_text(), path
+
+
+def test_a_lab_above_the_enabled_layers_is_refused_before_anything_runs(kit: tuple[Kit, RecordingPlaybooks], tmp_path: Path) -> None:
+    from labkit import labs
+
+    k, playbooks = kit
+    config = tmp_path / "sandbox.yml"
+    config.write_text(config.read_text().replace("  kubernetes: true\n  istio: true\n  knative: true", "  kubernetes: true\n  istio: false\n  knative: false"))
+    five = labs.find(labs.discover(), "05")
+    with pytest.raises(KitError, match=r"lab 05 needs the knative, istio layer\(s\): set layers.knative: true, layers.istio: true"):
+        k.lab_start(five)
+    k.lab_require_layers(labs.find(labs.discover(), "03"))  # kubernetes is on: no refusal
+    assert playbooks.calls == []

@@ -190,6 +190,11 @@ def test_progress_is_kept_and_exported(tmp_path: Path) -> None:
 def test_a_lab_names_the_layers_it_lacks() -> None:
     two = lab("02")
     assert two.missing_layers([]) == []  # containers need only the node layers
+    assert lab("03").missing_layers([]) == ["kubernetes"]
+    assert lab("03").missing_layers(["kubernetes"]) == []
+    # Lab 05 is the serverless rung: its own layer first, then what it stands on.
+    assert lab("05").missing_layers(["kubernetes"]) == ["knative", "istio"]
+    assert lab("05").missing_layers(["kubernetes", "istio", "knative"]) == []
 
 
 def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> None:
