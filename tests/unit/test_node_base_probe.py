@@ -108,3 +108,26 @@ def test_sysctls_count_as_set_only_live_and_persisted(tmp_path: Path) -> None:
     (root / "proc/sys/net/ipv4/ip_forward").unlink()
     assert not state()  # unknown to this kernel: let the module say so
     assert probe_mod.probe(str(root), [], [], MARKER)["sysctls_set"]  # nothing asked
+
+
+def test_dpkg_state_is_read_only_once_no_apt_or_dpkg_holds_its_lock(tmp_path: Path) -> None:
+    """Ctrl-C stops the kit, not the apt-get it started on the node: that one goes on
+    holding dpkg's lock, and `dpkg --configure -a` beside it fails. The probe waits."""
+    import subprocess
+    import sys
+
+    root = _node(tmp_path)
+    lock = root / "var/lib/dpkg/lock-frontend"
+    lock.touch()
+    holder = "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()"
+    # A stand-in for the orphaned apt-get: another process holding the same POSIX lock.
+    apt = subprocess.Popen([sys.executable, "-c", holder, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert apt.stdout is not None and apt.stdout.readline().strip() == "locked"
+        assert probe_mod.wait_for_dpkg(str(root), timeout=0.3, poll=0.05) is None
+    finally:
+        assert apt.stdin is not None
+        apt.stdin.close()  # the stand-in ends, and with it its lock
+        apt.wait(timeout=30)
+    assert probe_mod.wait_for_dpkg(str(root), timeout=30, poll=0.05) is not None
+    assert probe_mod.wait_for_dpkg(str(tmp_path / "no-dpkg-here"), timeout=0) is not None  # no lock files: nothing to wait for

@@ -8,7 +8,10 @@ runs only when the probe shows its work is needed.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -42,6 +45,12 @@ options:
   sysctl_file:
     description: The file that persists I(sysctls), one C(key=value) line each.
     type: path
+  dpkg_lock_timeout:
+    description:
+      - Seconds to wait for an apt or dpkg run that still holds dpkg's locks (one an
+        interrupted provisioning left going) before dpkg's state is read.
+    type: int
+    default: 600
 author: labkit
 """
 
@@ -84,6 +93,40 @@ def sysctls_set(root: str, sysctls: dict, sysctl_file: str | None) -> bool:
     return True
 
 
+DPKG_LOCKS = ("var/lib/dpkg/lock-frontend", "var/lib/dpkg/lock")
+
+
+def _lock_free(path: str) -> bool:
+    """Whether no process holds the POSIX lock apt and dpkg take on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return True  # no such lock file: nothing holds it
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            return False
+        raise
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def wait_for_dpkg(root: str, timeout: float, poll: float = 1.0) -> float | None:
+    """Wait until apt and dpkg hold none of dpkg's locks (an apt-get an interrupted run
+    left going finishes its work, or dies); the seconds waited, or None on timeout.
+    Reading dpkg's state, or running `dpkg --configure -a`, while it runs would race it."""
+    start = time.monotonic()
+    while not all(_lock_free(os.path.join(root, lock)) for lock in DPKG_LOCKS):
+        if time.monotonic() - start >= timeout:
+            return None
+        time.sleep(poll)
+    return time.monotonic() - start
+
+
 def probe(root: str, modules: list[str], packages: list[str], apt_marker: str, run=None, sysctls: dict | None = None, sysctl_file: str | None = None) -> dict:
     """Everything node_base's tasks decide on, read under ``root``; ``run(argv)`` returns
     (rc, stdout) and is only used for dpkg-query."""
@@ -122,6 +165,7 @@ def main() -> None:
             "apt_marker": {"type": "path", "required": True},
             "sysctls": {"type": "dict", "default": {}},
             "sysctl_file": {"type": "path"},
+            "dpkg_lock_timeout": {"type": "int", "default": 600},
         },
         supports_check_mode=True,
     )
@@ -131,7 +175,10 @@ def main() -> None:
         return rc, out
 
     p = module.params
-    module.exit_json(changed=False, **probe("/", p["modules"], p["packages"], p["apt_marker"], run, p["sysctls"], p["sysctl_file"]))
+    waited = wait_for_dpkg("/", p["dpkg_lock_timeout"])
+    if waited is None:
+        module.fail_json(msg=f"apt or dpkg still holds dpkg's lock after {p['dpkg_lock_timeout']} s (see `ps -C apt-get,dpkg`); let it finish, then run the kit again")
+    module.exit_json(dpkg_waited=round(waited, 1), changed=False, **probe("/", p["modules"], p["packages"], p["apt_marker"], run, p["sysctls"], p["sysctl_file"]))
 
 
 if __name__ == "__main__":
