@@ -168,6 +168,13 @@ def _gpg(home: Path, *args: str, data: bytes | None = None) -> bytes:
     return proc.stdout
 
 
+def stop_gpg_agent(home: Path) -> None:
+    """gpg starts an agent for its home folder and leaves it running: stop the one this
+    home started (`gpgconf --kill`), so nothing outlives the signing."""
+    if shutil.which("gpgconf"):
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False, timeout=60)
+
+
 def _debian(out: Path, deb_items: Sequence[Any], suite: str, arch: str, say: Callable[[str], None]) -> str:
     """The pinned .debs at Debian's pool paths, one of them moved on, and a signed index."""
     base = out / "deb.debian.org" / "debian"
@@ -202,6 +209,7 @@ def _debian(out: Path, deb_items: Sequence[Any], suite: str, arch: str, say: Cal
         _gpg(Path(home), "--passphrase", "", "--quick-gen-key", "labkit CI double <ci@labkit.invalid>", "ed25519", "sign", "never")
         _write(dist / "InRelease", _gpg(Path(home), "--clearsign", "--digest-algo", "SHA256", data=release.encode()))
         _write(out / KEYRING, _gpg(Path(home), "--export"))
+        stop_gpg_agent(Path(home))
     say(f"double: Debian {suite} with {len(paragraphs)} package(s), index signed by a key of its own ({KEYRING}); moved on: {moved}")
     return moved
 

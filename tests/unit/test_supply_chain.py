@@ -417,6 +417,10 @@ def test_a_pinned_deb_gone_from_the_mirror_moves_on_through_the_signed_index(tmp
     finally:
         httpd.shutdown()
         httpd.server_close()
+        from labkit.double import stop_gpg_agent
+
+        for home in ("gpg", "other-gpg"):  # the agents gpg started for the two keys
+            stop_gpg_agent(tmp_path / home)
 
 
 @settings(max_examples=300, deadline=None)
