@@ -52,7 +52,7 @@ def fresh(k: Kit, say: Callable[[str], None] = print) -> list[str]:
     firsts = {}
     for name, env in (("Mitogen off", NO_MITOGEN), ("tuned", {})):
         say(f"  a new cluster, {name}: destroy, then `up` (minutes under emulation)")
-        k.destroy()
+        Kit(k.root, k.config_path, k.state_dir, say=quiet).destroy()
         firsts[name] = Kit(k.root, k.config_path, k.state_dir, say=quiet).up(skip_doctor=True, env=env)
     return report_fresh(firsts["Mitogen off"], firsts["tuned"])
 

@@ -295,7 +295,7 @@ def test_benchmark_prints_its_figures(cluster: Cluster) -> None:
     assert "first provisioning of a new cluster" in proc.stdout and "of the baseline" in proc.stdout
     assert "provisioning benchmark" in proc.stdout and "re-run, tuned " in proc.stdout
     for line in proc.stdout.splitlines():
-        if "of the first" in line or "first provisioning" in line or "tuning off" in line or "of the baseline" in line or line.startswith("    "):
+        if any(w in line for w in ("of the first", "first provisioning", "tuning off", "the baseline")) or line.startswith("    "):
             record(f"  bench: {line.strip()}", None)
     first = json.loads((cluster.state_dir / "first-run.json").read_text())
     assert first["changed"] > 0 and all(r["failed"] == 0 and r["unreachable"] == 0 for r in first["recap"].values())
