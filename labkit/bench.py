@@ -80,7 +80,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new
     if not k.first_run_path.exists():
         raise KitError("no first provisioning recorded for this cluster: run `./kit up` on a new cluster first")
     first = json.loads(k.first_run_path.read_text())
-    first_site = next(p["seconds"] for p in first["phases"] if p["name"].startswith("provision"))
+    first_site = _provision_seconds(first)
     results: dict[str, dict[str, object]] = {}
     quiet: Callable[[str], None] = lambda _line: None  # noqa: E731 - the figures are the output
     last = json.loads(k.last_run_path.read_text()) if k.last_run_path.exists() else None
@@ -92,7 +92,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new
         results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"]}
     if reuse and last is not None:
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.
-        tuned = next(p["seconds"] for p in last["phases"] if p["name"].startswith("provision"))
+        tuned = _provision_seconds(last)
         results[TUNED] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {})}
     for line in [*fresh_lines, *report(first, results, tags)]:
         say(line)
@@ -101,7 +101,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new
 
 def report(first: dict[str, Any], results: dict[str, dict[str, Any]], tags: str | None) -> list[str]:
     """The benchmark's lines: each run's time against the first, and the time per role."""
-    first_site = next(p["seconds"] for p in first["phases"] if p["name"].startswith("provision"))
+    first_site = _provision_seconds(first)
     first_roles: dict[str, float] = first.get("roles", {})
     lines = ["provisioning benchmark (playbooks/site.yml on the running cluster" + (f"; the all-off re-run limited to --tags {tags}" if tags else "") + "):"]
     lines.append(f"  {'first provisioning':<32} {first_site:8.1f} s")

@@ -147,6 +147,8 @@ def run(boxes: list[Path], key: Path, runs: int = 3, timeout: float = 900, say: 
     require("qemu-img", "Install it: `apt-get install qemu-utils`.")
     if not boxes:
         raise KitError("name at least one box file (e.g. .cache/boxes/*.box)")
+    if runs < 1:
+        raise KitError(f"--runs {runs}: boot each box at least once (--runs 1 or more)")
     results = [Booted(b) for b in boxes]
     with tempfile.TemporaryDirectory(prefix="labkit-boxbench-") as tmp:
         folders, cmdlines = [], []

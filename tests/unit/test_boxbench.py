@@ -62,3 +62,8 @@ def test_the_report_compares_medians_with_the_first_box() -> None:
     assert "median of 3" in lines[0]
     assert "45.0 s" in lines[1] and "of before.box" not in lines[1]
     assert "27.0 s" in lines[2] and "= 60% of before.box" in lines[2]
+
+
+def test_no_boot_at_all_is_refused_with_a_message(tmp_path: Path) -> None:
+    with pytest.raises(KitError, match="at least once"):
+        boxbench.run([tmp_path / "a.box"], tmp_path / "key", runs=0)
