@@ -1,6 +1,6 @@
 """Lab 01 checks: each reads what the student recorded and compares it with the node itself."""
 
-from labkit.labs import check
+from labkit.labs.discovery import check
 
 DIR = "/home/vagrant/lab01"
 

@@ -1,6 +1,6 @@
 """Lab 02 checks: each looks at the kernel state or the file the step leaves behind."""
 
-from labkit.labs import check
+from labkit.labs.discovery import check
 
 DIR = "/home/vagrant/lab02"
 

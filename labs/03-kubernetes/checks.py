@@ -1,7 +1,7 @@
 """Lab 03 checks: the cluster's state through the Kubernetes API (the Kubernetes client,
 `nodes.api(path)`), and the files the steps leave on the control plane (testinfra)."""
 
-from labkit.labs import check
+from labkit.labs.discovery import check
 
 DIR = "/home/vagrant/lab03"
 DEPLOY = "/apis/apps/v1/namespaces/lab03/deployments/web"

@@ -3,7 +3,7 @@ what the student measured from inside and outside the mesh (files on the control
 
 import re
 
-from labkit.labs import check
+from labkit.labs.discovery import check
 
 DIR = "/home/vagrant/lab04"
 NS = "/api/v1/namespaces/lab04"

@@ -4,7 +4,7 @@ and the measurements the steps leave on the control plane (testinfra)."""
 import datetime
 import re
 
-from labkit.labs import check
+from labkit.labs.discovery import check
 
 DIR = "/home/vagrant/lab05"
 SERVING = "/apis/serving.knative.dev/v1/namespaces/lab05"

@@ -72,14 +72,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def double(cluster: Cluster) -> Iterator[None]:
-    """CI's upstream test double (labkit.double), served on loopback where the kit's
+    """CI's upstream test double (labkit.dev.double), served on loopback where the kit's
     fetches run: inside the cluster's network namespace when there is one."""
-    from labkit.double import PORT
+    from labkit.dev.double import PORT
 
     folder = ROOT / ".cache/upstream-double"
     if not (folder / "standins.yml").is_file():
         pytest.fail("the upstream double is not built: test_build_the_upstream_double_and_empty_the_cache runs first")
-    argv = [*cluster.prefix(), sys.executable, "-m", "labkit.serve", str(folder), "--host", "127.0.0.1", "--port", str(PORT)]
+    argv = [*cluster.prefix(), sys.executable, "-m", "labkit.cache.serve", str(folder), "--host", "127.0.0.1", "--port", str(PORT)]
     server = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         ready = server.stdout.readline() if server.stdout else ""  # "serving … at …" once it listens

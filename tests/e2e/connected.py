@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from labkit import cache
+from labkit.cache import store
+from labkit.cluster.kit import Kit
 from labkit.errors import KitError
-from labkit.kit import Kit
 from tests.e2e.harness import ROOT, Cluster, record
 
 CONFIG = ROOT / "tests/e2e/k8s-cluster.yml"
@@ -32,8 +32,8 @@ def _cache_problem(k: Kit) -> str | None:
     except KitError as exc:
         entries = [line.strip(" -") for line in str(exc).splitlines() if line.startswith("  - ")]
         return f"{len(entries)} artifact(s) have no pinned checksum yet, e.g. {entries[0] if entries else exc}"
-    missing = [i.name for i in items if cache.state_of(k.resolve().cache_dir, i) != "present"]
-    return f"the artifact cache lacks {len(missing)} item(s), e.g. {', '.join(missing[:3])}: run `./kit cache.fetch`" if missing else None
+    missing = [i.name for i in items if store.state_of(k.resolve().cache_dir, i) != "present"]
+    return f"the artifact cache lacks {len(missing)} item(s), e.g. {', '.join(missing[:3])}: run `./kit fetch.fetch`" if missing else None
 
 
 def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:

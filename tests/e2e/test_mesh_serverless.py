@@ -165,8 +165,8 @@ def test_every_custom_resource_passes_the_api_servers_strict_dry_run(api: Any) -
 
 
 def test_every_custom_resource_matches_the_cached_crds(k8s: Any) -> None:
-    """The offline check (labkit.crds) against the CRDs the cluster was installed from."""
-    from labkit.kit import Kit
+    """The offline check (labkit.cache.crds) against the CRDs the cluster was installed from."""
+    from labkit.cluster.kit import Kit
     from tests.unit.k8s_schemas import repo_custom_resources
 
     schemas = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).custom_resource_schemas()
@@ -176,7 +176,7 @@ def test_every_custom_resource_matches_the_cached_crds(k8s: Any) -> None:
 
 
 def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:
-    from labkit.kit import Kit
+    from labkit.cluster.kit import Kit
 
     report = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).budget()
     print(report.report())

@@ -35,7 +35,7 @@ def test_box_build(cluster: Cluster) -> None:
 
 
 def test_build_the_upstream_double_and_empty_the_cache(cluster: Cluster) -> None:
-    """CI's stand-in for the connected world (labkit.double), and an empty artifact cache:
+    """CI's stand-in for the connected world (labkit.dev.double), and an empty artifact cache:
     from here on every byte reaches the cache the way it does on a student's laptop."""
     start = time.monotonic()
     cluster.kit("cache.standins", timeout=900, host_network=True)
@@ -149,7 +149,7 @@ def test_node_layers_hold_after_a_reboot(cluster: Cluster) -> None:
     ]
     # The kit serves the cache only while its playbooks run: serve it for `ctr pull` here.
     server = subprocess.Popen(
-        [*cluster.prefix(), sys.executable, "-m", "labkit.serve", str(ROOT / ".cache/artifacts"), "--host", "192.168.60.1", "--port", "8790"], cwd=ROOT, env=cluster.env
+        [*cluster.prefix(), sys.executable, "-m", "labkit.cache.serve", str(ROOT / ".cache/artifacts"), "--host", "192.168.60.1", "--port", "8790"], cwd=ROOT, env=cluster.env
     )
     try:
         proc = subprocess.run(argv, cwd=ROOT, env={**cluster.env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, capture_output=True, text=True, timeout=900, check=False)

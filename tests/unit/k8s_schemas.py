@@ -25,7 +25,7 @@ DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 API = Path(__file__).with_name("data") / "kubeadm-config-api.yml"
 ROOT = Path(__file__).resolve().parents[2]
 # Custom resources (Istio, Knative): not in the Kubernetes schemas; checked against their
-# CRDs (labkit.crds) and, on a connected machine, by the API server.
+# CRDs (labkit.cache.crds) and, on a connected machine, by the API server.
 CUSTOM_GROUPS = {"networking.istio.io": "v1", "security.istio.io": "v1", "serving.knative.dev": "v1", "sources.knative.dev": "v1"}
 
 
@@ -111,6 +111,6 @@ def _check(value: Any, type_name: str, where: str) -> list[str]:
 
 def load_filters() -> Any:
     """The Kubernetes roles' filter plugin, imported from its file (Ansible loads it by path too)."""
-    from labkit.filters import role_filters
+    from labkit.contract import role_filters
 
     return role_filters()

@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from labkit import labs
+from labkit.labs import checks as labs_checks
+from labkit.labs import discovery
 from tests.unit.test_labs import FakeFile, FakeHost
 
 DATA = Path(__file__).with_name("data")
@@ -18,7 +19,7 @@ DATA = Path(__file__).with_name("data")
 
 @dataclass
 class FakeCluster:
-    """Test double of labs.Nodes for Kubernetes labs: recorded API answers, fake files."""
+    """Test double of context.Nodes for Kubernetes labs: recorded API answers, fake files."""
 
     responses: dict[str, Any]
     first: FakeHost = field(default_factory=FakeHost)
@@ -39,9 +40,9 @@ def cluster(lab_id: str, name: str, files: dict[str, str] | None = None) -> Fake
     return FakeCluster(recording(lab_id, name), host)
 
 
-def failing(lab: labs.Lab, nodes: Any) -> set[str]:
+def failing(lab: discovery.Lab, nodes: Any) -> set[str]:
     """The ids of the checks that fail; a check must fail with its own message, not crash."""
-    results = labs.run_checks(lab, nodes)
+    results = labs_checks.run_checks(lab, nodes)
     crashed = [f"{r.id}: {r.detail}" for r in results if not r.ok and r.detail.split(":")[0].endswith(("Error", "Exception"))]
     assert crashed == [], "a check must fail with its own message, not crash"
     return {r.id for r in results if not r.ok}
@@ -55,8 +56,8 @@ class RecordedLab:
     files: dict[str, str]
 
     @property
-    def lab(self) -> labs.Lab:
-        return labs.find(labs.discover(), self.lab_id)
+    def lab(self) -> discovery.Lab:
+        return discovery.find(discovery.discover(), self.lab_id)
 
     def recording(self, name: str) -> dict[str, Any]:
         return recording(self.lab_id, name)

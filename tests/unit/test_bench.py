@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from labkit.bench import TUNED, report, report_fresh
+from labkit.dev.bench import TUNED, report, report_fresh
 
 FIRST = {
     "phases": [{"name": "boot the VMs (libvirt)", "seconds": 127.9}, {"name": "provision (playbooks/site.yml)", "seconds": 323.3}],
@@ -50,7 +50,7 @@ def test_new_clusters_compare_the_tuned_first_provisioning_with_the_baseline() -
 
 @pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("curl") is None, reason="needs the peer, Debian's docker-registry (scripts/host-packages.txt)")
 def test_the_cache_benchmark_pulls_the_same_blob_from_both_servers() -> None:
-    from labkit import servebench
+    from labkit.dev import servebench
 
     results = servebench.run(mib=2, clients=3, say=lambda _: None)
     assert [r.ok for r in results] == [3, 3]  # every pull complete, from the peer and from ours

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from labkit import box
+from labkit.cluster import box
 
 KEY = "ssh-rsa AAAAB3NzaC1yc2E vagrant insecure public key"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import box, boxbench
+from labkit.cluster import box
+from labkit.dev import boxbench
 from labkit.errors import KitError
 
 

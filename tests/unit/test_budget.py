@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit import budget
+from labkit.cluster import budget
 
 
 @pytest.mark.parametrize(("q", "expected"), [("100Mi", 100.0), ("1Gi", 1024.0), ("512Ki", 0.5), ("64M", 61.035), (1048576, 1.0)])
@@ -72,6 +72,6 @@ def test_add_ons_are_measured_from_their_manifests_and_a_chart_is_named(tmp_path
 
 
 def test_every_add_on_the_config_accepts_has_a_measure() -> None:
-    from labkit.config import ADDON_LAYER
+    from labkit.cluster.schema import ADDON_LAYER
 
     assert set(ADDON_LAYER) == set(budget.ADDON_MANIFESTS) | set(budget.ADDON_CHARTS)

@@ -13,7 +13,10 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from labkit import cache
+from labkit import paths
+from labkit.cache import fetch as cache_fetch
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import store
 from labkit.errors import KitError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -67,7 +70,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest(base: str, tmp_path: Path) -> cache.Manifest:
+def manifest(base: str, tmp_path: Path) -> cache_manifest.Manifest:
     data = {
         "artifacts": {
             "containerd": {
@@ -92,7 +95,7 @@ def manifest(base: str, tmp_path: Path) -> cache.Manifest:
     }
     path = tmp_path / "m.yml"
     path.write_text(yaml.safe_dump(data))
-    return cache.load_manifest([path])
+    return cache_manifest.load_manifest([path])
 
 
 VERSIONS = {"containerd": "2.3.4", "kubernetes": "1.36.4"}
@@ -100,23 +103,23 @@ VERSIONS = {"containerd": "2.3.4", "kubernetes": "1.36.4"}
 
 def test_plan_follows_config_versions_and_layers(server: str, tmp_path: Path) -> None:
     m = manifest(server, tmp_path)
-    assert [i.name for i in cache.plan(m, VERSIONS, [])] == ["containerd", "runc"]
-    items = cache.plan(m, VERSIONS, ["kubernetes"])
+    assert [i.name for i in cache_manifest.plan(m, VERSIONS, [])] == ["containerd", "runc"]
+    items = cache_manifest.plan(m, VERSIONS, ["kubernetes"])
     assert [(i.name, i.version) for i in items] == [("containerd", "2.3.4"), ("kubeadm", "1.36.4"), ("runc", "1.3.6")]
     assert items[0].relpath() == Path("files/containerd/2.3.4/amd64/containerd-2.3.4-linux-amd64.tar.gz")
 
 
 def test_plan_refuses_a_version_the_manifest_does_not_list(server: str, tmp_path: Path) -> None:
     with pytest.raises(KitError, match=r"no entry for:\n  - containerd 2\.3\.0 \(the manifest has 2\.3\.4\)"):
-        cache.plan(manifest(server, tmp_path), {**VERSIONS, "containerd": "2.3.0"}, [])
+        cache_manifest.plan(manifest(server, tmp_path), {**VERSIONS, "containerd": "2.3.0"}, [])
 
 
 def test_plan_refuses_a_missing_architecture(server: str, tmp_path: Path) -> None:
     with pytest.raises(KitError, match=r"containerd 2\.3\.4 for arm64"):
-        cache.plan(manifest(server, tmp_path), VERSIONS, [], arch="arm64")
+        cache_manifest.plan(manifest(server, tmp_path), VERSIONS, [], arch="arm64")
 
 
-class Seen(cache.Reporter):
+class Seen(cache_fetch.Reporter):
     """A test double of the progress display: records what the fetch told it."""
 
     def __init__(self) -> None:
@@ -124,72 +127,72 @@ class Seen(cache.Reporter):
         self.totals: dict[str, int | None] = {}
         self.bytes: dict[str, int] = {}
 
-    def start(self, item: cache.Item, total: int | None) -> None:
+    def start(self, item: cache_manifest.Item, total: int | None) -> None:
         self.totals[item.name] = total
 
-    def advance(self, item: cache.Item, n: int) -> None:
+    def advance(self, item: cache_manifest.Item, n: int) -> None:
         self.bytes[item.name] = self.bytes.get(item.name, 0) + n
 
-    def done(self, item: cache.Item, outcome: str) -> None:
+    def done(self, item: cache_manifest.Item, outcome: str) -> None:
         self.outcomes[item.name] = outcome
 
 
 def test_fetch_downloads_verifies_and_reports_bad_checksums(server: str, tmp_path: Path) -> None:
-    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    items = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
     seen = Seen()
-    report = cache.fetch(tmp_path / "c", items, jobs=3, reporter=seen)
+    report = cache_fetch.fetch(tmp_path / "c", items, jobs=3, reporter=seen)
     assert seen.outcomes == {"containerd": "fetched", "kubeadm": "fetched", "runc": "failed"}
     assert seen.totals["containerd"] == len(PAYLOAD) and seen.bytes["containerd"] == len(PAYLOAD)
     assert len(report.errors) == 1 and f"served bytes with sha256 {sha(b'tampered')}, but runc 1.3.6 is pinned to sha256 {sha(b'the real runc')}" in report.errors[0]
-    states = {i.name: s for i, s in cache.status(tmp_path / "c", items)}
+    states = {i.name: s for i, s in store.status(tmp_path / "c", items)}
     assert states == {"containerd": "present", "kubeadm": "present", "runc": "missing"}
     assert not list((tmp_path / "c").rglob("*.part"))
 
 
 def test_fetch_only_downloads_what_is_missing(server: str, tmp_path: Path) -> None:
-    items = cache.plan(manifest(server, tmp_path), VERSIONS, [])[:1]
-    cache.fetch(tmp_path / "c", items)
+    items = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, [])[:1]
+    cache_fetch.fetch(tmp_path / "c", items)
     RangeHandler.log.clear()
-    cache.fetch(tmp_path / "c", items)
+    cache_fetch.fetch(tmp_path / "c", items)
     assert RangeHandler.log == []
 
 
 def test_fetch_resumes_a_partial_download(server: str, tmp_path: Path) -> None:
-    item = cache.plan(manifest(server, tmp_path), VERSIONS, [])[0]
+    item = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, [])[0]
     target = tmp_path / "c" / item.relpath()
     target.parent.mkdir(parents=True)
     target.with_name(f".{target.name}.amd64.part").write_bytes(PAYLOAD[:300_000])
-    assert cache.fetch(tmp_path / "c", [item]).errors == []
+    assert cache_fetch.fetch(tmp_path / "c", [item]).errors == []
     assert RangeHandler.log == [("/c/containerd-2.3.4-linux-amd64.tar.gz", "bytes=300000-")]
     assert target.read_bytes() == PAYLOAD
 
 
 def test_corrupt_artifact_is_reported_and_blocks_provisioning(server: str, tmp_path: Path) -> None:
-    item = cache.plan(manifest(server, tmp_path), VERSIONS, [])[0]
-    cache.fetch(tmp_path / "c", [item])
+    item = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, [])[0]
+    cache_fetch.fetch(tmp_path / "c", [item])
     path = tmp_path / "c" / item.relpath()
     path.write_bytes(PAYLOAD[:-1] + b"X")
-    assert cache.status(tmp_path / "c", [item]) == [(item, "corrupt")]
+    assert store.status(tmp_path / "c", [item]) == [(item, "corrupt")]
     with pytest.raises(KitError, match=r"containerd 2\.3\.4 \(amd64\): corrupt .*cache\.fetch"):
-        cache.require_complete(tmp_path / "c", [item])
-    assert cache.fetch(tmp_path / "c", [item]).errors == []  # a corrupt file is fetched again
-    assert cache.status(tmp_path / "c", [item]) == [(item, "present")]
+        store.require_complete(tmp_path / "c", [item])
+    assert cache_fetch.fetch(tmp_path / "c", [item]).errors == []  # a corrupt file is fetched again
+    assert store.status(tmp_path / "c", [item]) == [(item, "present")]
 
 
 def test_add_places_a_file_by_its_checksum(server: str, tmp_path: Path) -> None:
-    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    items = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
     f = tmp_path / "downloaded-elsewhere"
     f.write_bytes(OTHER)
-    assert cache.add(tmp_path / "c", items, f).name == "kubeadm"
+    assert store.add(tmp_path / "c", items, f).name == "kubeadm"
     assert (tmp_path / "c" / "files/kubeadm/1.36.4/amd64/kubeadm").read_bytes() == OTHER
 
 
 def test_add_refuses_a_file_with_the_wrong_checksum(server: str, tmp_path: Path) -> None:
-    items = cache.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
+    items = cache_manifest.plan(manifest(server, tmp_path), VERSIONS, ["kubernetes"])
     f = tmp_path / "kubeadm"
     f.write_bytes(b"not kubeadm")
     with pytest.raises(KitError, match=r"kubeadm does not match the pinned checksum of kubeadm 1\.36\.4"):
-        cache.add(tmp_path / "c", items, f)
+        store.add(tmp_path / "c", items, f)
 
 
 def test_manifest_rejects_a_malformed_checksum(tmp_path: Path) -> None:
@@ -198,7 +201,7 @@ def test_manifest_rejects_a_malformed_checksum(tmp_path: Path) -> None:
         yaml.safe_dump({"artifacts": {"x": {"kind": "file", "layer": "node", "version": "1", "versions": {"1": {"amd64": {"url": "https://e.test/x", "sha256": "abc"}}}}}})
     )
     with pytest.raises(KitError, match=r"artifacts\.x\.versions\.1\.amd64\.sha256"):
-        cache.load_manifest([path])
+        cache_manifest.load_manifest([path])
 
 
 def test_plan_takes_addon_artifacts_only_when_the_addon_is_on(tmp_path: Path) -> None:
@@ -208,18 +211,19 @@ def test_plan_takes_addon_artifacts_only_when_the_addon_is_on(tmp_path: Path) ->
         '  chart:\n    kind: manifest\n    layer: kubernetes\n    addon: dashboard\n    version: "1"\n    versions:\n      "1":\n'
         f'        all: {{url: "https://example.invalid/c.tgz", sha256: "{"a" * 64}"}}\n'
     )
-    m = cache.load_manifest([path])
-    assert cache.plan(m, VERSIONS, ["kubernetes"]) == []
-    assert [i.name for i in cache.plan(m, VERSIONS, ["kubernetes"], addons=["dashboard"])] == ["chart"]
-    assert cache.plan(m, VERSIONS, [], addons=["dashboard"]) == []
+    m = cache_manifest.load_manifest([path])
+    assert cache_manifest.plan(m, VERSIONS, ["kubernetes"]) == []
+    assert [i.name for i in cache_manifest.plan(m, VERSIONS, ["kubernetes"], addons=["dashboard"])] == ["chart"]
+    assert cache_manifest.plan(m, VERSIONS, [], addons=["dashboard"]) == []
 
 
 def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
-    from labkit.config import HostContext, load
+    from labkit.cluster.config import load
+    from labkit.cluster.resolved import HostContext
 
     root = Path(__file__).resolve().parents[2]
     resolved = load(root / "sandbox.yml", HostContext())
-    m = cache.load_manifest([cache.MANIFEST])
+    m = cache_manifest.load_manifest([paths.MANIFEST])
     for name, art in m.artifacts.items():
         version = resolved.config.versions.model_dump().get(art.version_key) if art.version_key else art.version
         assert version in art.versions, f"{name}: no entry for {version}"

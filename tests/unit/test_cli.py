@@ -102,7 +102,7 @@ def test_every_task_is_documented() -> None:
 
 
 def test_every_molecule_scenario_is_run_by_the_suite() -> None:
-    from labkit.molecule_suite import SCENARIOS
+    from labkit.dev.molecule import SCENARIOS
 
     root = Path(__file__).resolve().parents[2] / "molecule"
     assert sorted(SCENARIOS) == sorted(p.parent.name for p in root.glob("*/molecule.yml"))

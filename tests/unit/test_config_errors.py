@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit.config import ConfigError, HostContext, Route, load
+from labkit.cluster.config import load
+from labkit.cluster.resolved import HostContext, Route
+from labkit.cluster.schema import ConfigError
 
 VALID = textwrap.dedent(
     """\

@@ -16,7 +16,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.config import ConfigError, load
+from labkit.cluster.config import load
+from labkit.cluster.schema import ConfigError
 from labkit.errors import KitError
 from tests.unit.test_config_errors import LIBVIRT_HOST, VALID
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit.config import HostContext, deep_merge, load, override_path
+from labkit.cluster.config import deep_merge, load, override_path
+from labkit.cluster.resolved import HostContext
 from tests.unit.test_config_errors import VALID, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,7 @@ def test_an_override_says_which_lists_it_replaced_and_what_it_dropped(tmp_path: 
 
 
 def test_paths_are_what_they_stand_for_and_tilde_is_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit.config import ConfigError
+    from labkit.cluster.schema import ConfigError
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     resolved = load(write(tmp_path, VALID + "cache: {dir: ~/labkit-cache}\n"), HostContext())

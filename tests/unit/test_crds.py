@@ -1,4 +1,4 @@
-"""The offline custom resource checker (labkit.crds) against CRD test doubles.
+"""The offline custom resource checker (labkit.cache.crds) against CRD test doubles.
 
 tests/unit/data/crds/test-doubles.yaml holds CRDs written for these tests in the shapes
 Istio's and Knative's CRDs use; each case below is one thing the API server accepts or
@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit import crds
+from labkit.cache import crds
+from labkit.cache import manifest as cache_manifest
+from labkit.cache.oci import sha256_file
 
 DOUBLES = Path(__file__).parent / "data/crds/test-doubles.yaml"
 VALID: dict[str, Any] = {
@@ -164,7 +166,6 @@ def test_documents_that_are_not_crds_are_ignored(tmp_path: Path) -> None:
 def test_from_cache_reads_the_pinned_crd_release_files(tmp_path: Path) -> None:
     """The wiring: plan the three CRD artifacts, verify their checksums, read their CRDs
     (here, the test doubles as a chart and two manifests in a temporary cache)."""
-    from labkit import cache
     from labkit.errors import KitError
 
     chart = tmp_path / "src/base.tgz"
@@ -174,7 +175,7 @@ def test_from_cache_reads_the_pinned_crd_release_files(tmp_path: Path) -> None:
     sources = {"istio_base_chart": chart, "knative_serving_crds": DOUBLES, "knative_eventing_crds": tmp_path / "src/empty.yaml"}
     sources["knative_eventing_crds"].write_text("---\n")
     layer = {"istio_base_chart": ("istio", None), "knative_serving_crds": ("knative", None), "knative_eventing_crds": ("knative", "knative_eventing")}
-    manifest = cache.Manifest.model_validate(
+    manifest = cache_manifest.Manifest.model_validate(
         {
             "artifacts": {
                 name: {
@@ -183,7 +184,7 @@ def test_from_cache_reads_the_pinned_crd_release_files(tmp_path: Path) -> None:
                     "addon": layer[name][1],
                     "description": name,
                     "version_key": "v",
-                    "versions": {"1": {"all": {"url": f"https://example.invalid/{src.name}", "sha256": cache.sha256_of(src)}}},
+                    "versions": {"1": {"all": {"url": f"https://example.invalid/{src.name}", "sha256": sha256_file(src)}}},
                 }
                 for name, src in sources.items()
             }
@@ -194,12 +195,12 @@ def test_from_cache_reads_the_pinned_crd_release_files(tmp_path: Path) -> None:
         crds.from_cache(cache_dir, manifest, {"v": "2"})
     with pytest.raises(KitError, match="does not hold a verified copy of istio_base_chart, knative_serving_crds, knative_eventing_crds"):
         crds.from_cache(cache_dir, manifest, {"v": "1"})
-    for item in cache.plan(manifest, {"v": "1"}, ["istio", "knative"], addons=["knative_eventing"]):
+    for item in cache_manifest.plan(manifest, {"v": "1"}, ["istio", "knative"], addons=["knative_eventing"]):
         target = cache_dir / item.relpath()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(sources[item.name].read_bytes())
     schemas = crds.from_cache(cache_dir, manifest, {"v": "1"})
     assert schemas.errors(VALID) == []
-    (cache_dir / next(i for i in cache.plan(manifest, {"v": "1"}, ["knative"]) if i.name == "knative_serving_crds").relpath()).write_text("tampered\n")
+    (cache_dir / next(i for i in cache_manifest.plan(manifest, {"v": "1"}, ["knative"]) if i.name == "knative_serving_crds").relpath()).write_text("tampered\n")
     with pytest.raises(KitError, match="does not hold a verified copy of knative_serving_crds"):
         crds.from_cache(cache_dir, manifest, {"v": "1"})

@@ -1,7 +1,7 @@
 """Every custom resource kept in the repository matches its CRD's own OpenAPI schema.
 
 The CRDs are upstream release files in the artifact cache (Istio's base chart, Knative's
-serving and eventing CRD manifests), read by labkit.crds (tested in test_crds.py). Where
+serving and eventing CRD manifests), read by labkit.cache.crds (tested in test_crds.py). Where
 the cache does not hold them yet (a machine without upstream access, before anyone
 fetched them), the check is skipped with the reason; after `./kit cache.fetch`
 it runs here, and the e2e suite runs it as well as a server-side dry run.
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from labkit.cluster.kit import Kit
 from labkit.errors import KitError
-from labkit.kit import Kit
 from tests.unit.k8s_schemas import repo_custom_resources
 from tests.unit.test_kubeadm_config import rendered  # noqa: F401 - the fixture (Ansible renders the roles' templates)
 

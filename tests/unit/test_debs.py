@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import debs
+from labkit import contract
+from labkit.cache import debs
 
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb builds the sample package")
 
@@ -63,8 +64,8 @@ def test_packages_belong_to_the_layer_of_their_role() -> None:
     per_layer = debs.layer_packages()
     assert "conntrack" in per_layer["node"]
     assert "python3-kubernetes" in per_layer["kubernetes"]
-    assert debs.role_layer("kubeadm_control_plane") == "kubernetes"
-    assert debs.role_layer("node_base") == "node"
+    assert contract.role_layer("kubeadm_control_plane") == "kubernetes"
+    assert contract.role_layer("node_base") == "node"
 
 
 def test_every_role_package_is_pinned_in_the_deb_manifest() -> None:

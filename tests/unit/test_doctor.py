@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from labkit import doctor
-from labkit.config import ConfigError, HostContext, Resolved, Route, load
-from labkit.host import HostFacts
+from labkit.cluster import doctor
+from labkit.cluster.config import load
+from labkit.cluster.host import HostFacts
+from labkit.cluster.resolved import HostContext, Resolved, Route
+from labkit.cluster.schema import ConfigError
 from tests.unit.test_config_errors import VALID, write
 
 GOOD = HostFacts(

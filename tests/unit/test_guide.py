@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from labkit import guide, labs
 from labkit.errors import KitError
+from labkit.labs import checks as labs_checks
+from labkit.labs import discovery, guide
 
 GUIDE = """# Lab 99
 
@@ -82,20 +83,20 @@ def test_a_guide_that_does_not_match_lab_yml_is_named(tmp_path: Path) -> None:
 
 
 def test_every_lab_guide_is_a_test_of_its_steps() -> None:
-    for lab in labs.discover():
+    for lab in discovery.discover():
         assert guide.problems(lab) == [], lab.id
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (./kit test installs it)")
 def test_every_command_in_the_guides_passes_shellcheck() -> None:
-    for lab in labs.discover():
+    for lab in discovery.discover():
         for step in guide.parse(lab.path / "README.md"):
             for block in step.blocks:
                 # SC2024 (sudo does not affect redirects) is what the guides want: the student's
                 # file, written by the student's shell, from a command run as root.
                 proc = subprocess.run(
                     ["shellcheck", "--shell=bash", "--severity=warning", "--exclude=SC2024", "-"],
-                    input="set -e -o pipefail  # as labkit.guide runs it\n" + block.script,
+                    input="set -e -o pipefail  # as labkit.labs.guide runs it\n" + block.script,
                     capture_output=True,
                     text=True,
                     check=False,
@@ -118,8 +119,8 @@ class World:
             self.done.add(block.step)
         return 0, ""
 
-    def run_checks(self, ids: list[str]) -> list[labs.Result]:
-        return [labs.Result(i, "", int(i[1:]) in self.done and int(i[1:]) != self.broken_check, "hint", "not yet", 0.0) for i in ids]
+    def run_checks(self, ids: list[str]) -> list[labs_checks.Result]:
+        return [labs_checks.Result(i, "", int(i[1:]) in self.done and int(i[1:]) != self.broken_check, "hint", "not yet", 0.0) for i in ids]
 
 
 def walk(tmp_path: Path, world: World, strict: bool, said: list[str] | None = None) -> list[guide.StepRun]:

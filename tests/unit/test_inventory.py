@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit import inventory
-from labkit.config import HostContext, load
+from labkit.cluster import inventory
+from labkit.cluster.config import load
+from labkit.cluster.resolved import HostContext
+from labkit.cluster.vagrant import SshEndpoint
 from labkit.errors import KitError
-from labkit.vagrant import SshEndpoint
 from tests.unit.test_config_errors import VALID, write
 
 EPS = {
@@ -56,7 +57,7 @@ def test_a_node_without_endpoint_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_layer_that_is_off_runs_no_play(tmp_path: Path, on: bool) -> None:
     import subprocess
 
-    from labkit import runner
+    from labkit.cluster import runner
 
     root = Path(__file__).resolve().parents[2]
     data = yaml.safe_load(VALID)

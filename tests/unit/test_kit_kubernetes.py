@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from labkit import kit as kit_mod
-from labkit import runner
+from labkit.cluster import kit as kit_mod
+from labkit.cluster import runner
+from labkit.cluster.kit import Kit
 from labkit.errors import KitError
-from labkit.kit import Kit
+from labkit.labs import discovery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,13 +84,12 @@ def test_the_reset_playbook_never_ignores_preflight_errors() -> None:
 
 
 def test_a_lab_above_the_enabled_layers_is_refused_before_anything_runs(kit: tuple[Kit, RecordingPlaybooks], tmp_path: Path) -> None:
-    from labkit import labs
 
     k, playbooks = kit
     config = tmp_path / "sandbox.yml"
     config.write_text(config.read_text().replace("  kubernetes: true\n  istio: true\n  knative: true", "  kubernetes: true\n  istio: false\n  knative: false"))
-    five = labs.find(labs.discover(), "05")
+    five = discovery.find(discovery.discover(), "05")
     with pytest.raises(KitError, match=r"lab 05 needs the knative, istio layer\(s\): set layers.knative: true, layers.istio: true"):
         k.lab_start(five)
-    k.lab_require_layers(labs.find(labs.discover(), "03"))  # kubernetes is on: no refusal
+    k.lab_require_layers(discovery.find(discovery.discover(), "03"))  # kubernetes is on: no refusal
     assert playbooks.calls == []

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit import inventory, runner
-from labkit.config import HostContext, load
-from labkit.vagrant import SshEndpoint
+from labkit.cluster import inventory, runner
+from labkit.cluster.config import load
+from labkit.cluster.resolved import HostContext
+from labkit.cluster.vagrant import SshEndpoint
 from tests.unit.k8s_schemas import kubeadm_errors
 
 ROOT = Path(__file__).resolve().parents[2]

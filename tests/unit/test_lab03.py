@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit import labs
+from labkit.labs import checks as labs_checks
+from labkit.labs import discovery
 from tests.unit.k8s_schemas import k8s_errors
 from tests.unit.recorded import FakeCluster
 from tests.unit.test_labs import FakeFile, FakeHost
@@ -39,12 +40,12 @@ def solved() -> FakeCluster:
     return FakeCluster(recording("solved"), host)
 
 
-LAB = labs.find(labs.discover(), "03")
+LAB = discovery.find(discovery.discover(), "03")
 CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 
 def outcome(cluster: FakeCluster) -> dict[str, bool]:
-    results = labs.run_checks(LAB, cluster)
+    results = labs_checks.run_checks(LAB, cluster)
     crashed = [f"{r.id}: {r.detail}" for r in results if not r.ok and r.detail.split(":")[0].endswith(("Error", "Exception"))]
     assert crashed == [], "a check must fail with its own message, not crash"
     return {r.id: r.ok for r in results}
@@ -66,7 +67,7 @@ def test_every_check_passes_on_the_solved_cluster() -> None:
 
 
 def test_hints_say_what_to_do() -> None:
-    for result in labs.run_checks(LAB, FakeCluster(recording("fresh"))):
+    for result in labs_checks.run_checks(LAB, FakeCluster(recording("fresh"))):
         assert result.hint and ("kubectl" in result.hint or "~/lab03" in result.hint), result.id
         assert result.detail, result.id
 
@@ -154,7 +155,7 @@ def _cordoned_only(pods: dict[str, Any]) -> None:
 def test_a_cordon_is_not_a_drain() -> None:
     results = outcome(mutate(solved(), PODS, _cordoned_only))
     assert {c for c, ok in results.items() if not ok} == {"node_failure_survived"}
-    detail = next(r.detail for r in labs.run_checks(LAB, mutate(solved(), PODS, _cordoned_only)) if r.id == "node_failure_survived")
+    detail = next(r.detail for r in labs_checks.run_checks(LAB, mutate(solved(), PODS, _cordoned_only)) if r.id == "node_failure_survived")
     assert "a cordon stops new pods, `kubectl drain` also evicts the running ones" in detail
 
 

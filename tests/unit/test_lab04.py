@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from labkit import labs
+from labkit.labs import discovery
 from tests.unit import recorded
 from tests.unit.k8s_schemas import k8s_errors
 from tests.unit.recorded import FakeCluster
@@ -26,7 +26,7 @@ FILES = {
     f"{DIR}/canary.txt": "     91 v1\n      9 v2\n",
     f"{DIR}/fault.txt": "HTTP/1.1 200\nHTTP/1.1 503\n" + "HTTP/1.1 200\n" * 12 + "HTTP/1.1 503\n" * 6,
 }
-LAB = labs.find(labs.discover(), "04")
+LAB = discovery.find(discovery.discover(), "04")
 CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from labkit import labs
+from labkit.labs import checks as labs_checks
+from labkit.labs import discovery
 from tests.unit import recorded
 from tests.unit.recorded import FakeCluster
 from tests.unit.test_labs import FakeFile
@@ -32,7 +33,7 @@ FILES = {
     f"{DIR}/warm.txt": "warm 0.011\n",
     f"{DIR}/autoscale.txt": AUTOSCALE,
 }
-LAB = labs.find(labs.discover(), "05")
+LAB = discovery.find(discovery.discover(), "05")
 CHECKS = [c for step in LAB.spec.steps for c in step.checks]
 
 
@@ -144,7 +145,7 @@ def test_a_cold_start_faster_than_the_warm_request_is_caught() -> None:
 def test_without_eventing_the_event_step_fails_with_its_hint() -> None:
     cluster = solved()
     del cluster.responses[PING]
-    results = {r.id: r for r in labs.run_checks(LAB, cluster)}
+    results = {r.id: r for r in labs_checks.run_checks(LAB, cluster)}
     assert not results["ping_source_ready"].ok
     assert "addons.knative_eventing" in results["ping_source_ready"].hint
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import labs, ladder
 from labkit.errors import KitError
+from labkit.labs import checks as labs_checks
+from labkit.labs import discovery, ladder
 from tests.unit.test_labs import FakeFile, FakeHost
 
 # measure.sh's record, in its order: three samples of each rung (the VM booted once).
@@ -60,7 +61,7 @@ VERDICT = "The cold start of 4.6 s is the price of scaling to zero. " + "For rar
 
 @dataclass
 class FakeLadderNodes:
-    """Test double of labs.Nodes for lab 06: the control plane's files and the host's state folder."""
+    """Test double of context.Nodes for lab 06: the control plane's files and the host's state folder."""
 
     state_dir: Path
     first: FakeHost = field(default_factory=FakeHost)
@@ -127,11 +128,11 @@ def test_the_table_and_the_chart(tmp_path: Path) -> None:
     assert drawn["function"]["starts"] == [4.612, 6.02, 4.38] and drawn["function"]["start_s"] == 4.612
 
 
-LAB = labs.find(labs.discover(), "06")
+LAB = discovery.find(discovery.discover(), "06")
 
 
 def outcome(nodes: FakeLadderNodes) -> set[str]:
-    return {r.id for r in labs.run_checks(LAB, nodes) if not r.ok}
+    return {r.id for r in labs_checks.run_checks(LAB, nodes) if not r.ok}
 
 
 def solved(tmp_path: Path) -> FakeLadderNodes:

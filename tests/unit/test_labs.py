@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from labkit import labs
 from labkit.errors import KitError
+from labkit.labs import checks as labs_checks
+from labkit.labs import context, discovery
+from labkit.labs import progress as labs_progress
 
 
 @dataclass
@@ -71,12 +73,12 @@ class FakeNodes:
         return self.snapshot_names
 
 
-def lab(lab_id: str) -> labs.Lab:
-    return labs.find(labs.discover(), lab_id)
+def lab(lab_id: str) -> discovery.Lab:
+    return discovery.find(discovery.discover(), lab_id)
 
 
 def test_every_lab_is_discovered_with_its_checks() -> None:
-    found = labs.discover()
+    found = discovery.discover()
     assert [lab.id for lab in found] == ["01", "02", "03", "04", "05", "06"]
     for one in found:
         assert (one.path / "README.md").exists()
@@ -85,7 +87,7 @@ def test_every_lab_is_discovered_with_its_checks() -> None:
 
 def test_unknown_lab_lists_the_labs() -> None:
     with pytest.raises(KitError, match="no lab '9'; the labs are: 01"):
-        labs.find(labs.discover(), "9")
+        discovery.find(discovery.discover(), "9")
 
 
 def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
@@ -97,7 +99,7 @@ def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
             BOOT_CMD: BOOT_LINE,
         }
     )
-    results = labs.run_checks(lab("01"), FakeNodes(node))
+    results = labs_checks.run_checks(lab("01"), FakeNodes(node))
     assert [r.ok for r in results] == [False] * 5
     assert all(r.hint for r in results)
     d = "/home/vagrant/lab01"
@@ -109,7 +111,7 @@ def test_lab01_fails_on_a_fresh_node_and_passes_when_done() -> None:
             f"{d}/boot.txt": FakeFile(True, BOOT_LINE + "\ngraphical.target reached after 19.8s in userspace.\n"),
         }
     )
-    results = labs.run_checks(lab("01"), FakeNodes(node, ["lab01-mine"]))
+    results = labs_checks.run_checks(lab("01"), FakeNodes(node, ["lab01-mine"]))
     assert [(r.id, r.ok) for r in results] == [(r.id, True) for r in results], results
 
 
@@ -117,8 +119,8 @@ BOOT_CMD = "systemd-analyze 2>/dev/null | head -n 1 || true"
 BOOT_LINE = "Startup finished in 2.104s (kernel) + 20.311s (userspace) = 22.415s"
 
 
-def check_result(lab_id: str, check_id: str, node: FakeHost) -> labs.Result:
-    return next(r for r in labs.run_checks(lab(lab_id), FakeNodes(node)) if r.id == check_id)
+def check_result(lab_id: str, check_id: str, node: FakeHost) -> labs_checks.Result:
+    return next(r for r in labs_checks.run_checks(lab(lab_id), FakeNodes(node)) if r.id == check_id)
 
 
 def test_lab01_on_virtualbox_and_arm64_records_what_that_node_has() -> None:
@@ -155,7 +157,7 @@ def test_lab02_chroot_listing_must_be_rootfs_not_the_real_root() -> None:
 
 def test_lab01_rejects_a_wrong_answer() -> None:
     node = FakeHost(outputs={"systemd-detect-virt || true": "kvm"}, files={"/home/vagrant/lab01/virt.txt": FakeFile(True, "qemu\n")})
-    result = labs.run_checks(lab("01"), FakeNodes(node))[0]
+    result = labs_checks.run_checks(lab("01"), FakeNodes(node))[0]
     assert not result.ok and "does not say 'kvm'" in result.detail
 
 
@@ -168,23 +170,23 @@ def test_lab02_cgroup_check_needs_a_kill() -> None:
             f"{cg}/memory.events": FakeFile(True, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n"),
         }
     )
-    result = next(r for r in labs.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill")
+    result = next(r for r in labs_checks.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill")
     assert not result.ok and "oom_kill is 0" in result.detail
     node.files[f"{cg}/memory.events"] = FakeFile(True, "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
-    assert next(r for r in labs.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill").ok
+    assert next(r for r in labs_checks.run_checks(lab("02"), FakeNodes(node)) if r.id == "cgroup_oom_kill").ok
 
 
 def test_progress_is_kept_and_exported(tmp_path: Path) -> None:
     one = lab("01")
-    progress = labs.Progress(tmp_path / "p.json")
+    progress = labs_progress.Progress(tmp_path / "p.json")
     assert progress.status(one) == "not started"
     progress.started(one)
-    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1), labs.Result("b", "s", False, "h", "d", 0.1)])
-    assert labs.Progress(tmp_path / "p.json").status(one) == "in progress (1/2 checks)"
-    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
-    assert labs.Progress(tmp_path / "p.json").status(one) == "passed"
+    progress.checked(one, [labs_checks.Result("a", "s", True, "", "", 0.1), labs_checks.Result("b", "s", False, "h", "d", 0.1)])
+    assert labs_progress.Progress(tmp_path / "p.json").status(one) == "in progress (1/2 checks)"
+    progress.checked(one, [labs_checks.Result("a", "s", True, "", "", 0.1)])
+    assert labs_progress.Progress(tmp_path / "p.json").status(one) == "passed"
     progress.reset(one)
-    assert "reset" in labs.Progress(tmp_path / "p.json").data["01"]
+    assert "reset" in labs_progress.Progress(tmp_path / "p.json").data["01"]
 
 
 def test_a_lab_names_the_layers_it_lacks() -> None:
@@ -204,7 +206,7 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
         "  children:\n    cluster:\n      children:\n        control_plane:\n          hosts:\n"
         "            node1: {ansible_host: 192.0.2.10, ansible_port: 2222, ansible_user: vagrant, ansible_ssh_private_key_file: /k, ansible_ssh_common_args: -o X=1}\n"
     )
-    nodes = labs.Nodes(inventory, ["node1"], lambda n: [], control_dir=tmp_path / "cp")
+    nodes = context.Nodes(inventory, ["node1"], lambda n: [], control_dir=tmp_path / "cp")
     host = nodes.first  # built lazily; no connection is made until a command runs
     backend = host.backend
     assert (backend.host.name, backend.host.port, backend.host.user) == ("192.0.2.10", "2222", "vagrant")
@@ -224,7 +226,7 @@ def test_the_checks_reach_nodes_from_a_checkout_path_with_a_space(tmp_path: Path
     folder.mkdir(parents=True)
     key = folder / "private key"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {"ansible_host": "192.168.60.11", "ansible_user": "vagrant", "ansible_ssh_private_key_file": str(key)}}}}))
-    nodes = labs.Nodes(inventory, ["node1"], lambda _: [], control_dir=folder / "cp")
+    nodes = context.Nodes(inventory, ["node1"], lambda _: [], control_dir=folder / "cp")
     backend = nodes["node1"].backend
     cmd, args = backend._build_ssh_command("true")
     argv = _shlex.split(backend.quote(" ".join(cmd), *args))
@@ -233,7 +235,7 @@ def test_the_checks_reach_nodes_from_a_checkout_path_with_a_space(tmp_path: Path
 
 
 class RecordingVagrant:
-    """A test double of labkit.vagrant.Vagrant: records snapshot calls."""
+    """A test double of labkit.cluster.vagrant.Vagrant: records snapshot calls."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, list[str]]] = []
@@ -243,14 +245,14 @@ class RecordingVagrant:
 
 
 def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit.config import HostContext
-    from labkit.kit import Kit
+    from labkit.cluster.kit import Kit
+    from labkit.cluster.resolved import HostContext
     from tests.unit.test_config_errors import VALID, write
 
     k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
     resolved = k.resolve(HostContext())
     names = [n.name for n in resolved.nodes]
-    lab = labs.find(labs.discover(), "01")
+    lab = discovery.find(discovery.discover(), "01")
     taken = {names[0]: [lab.snapshot]}  # the interrupted run got as far as the first node
     double = RecordingVagrant()
     monkeypatch.setattr(k, "vagrant", lambda: double)
@@ -266,9 +268,10 @@ def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(t
 def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json as _json
 
-    from labkit import runner, serve
-    from labkit.config import HostContext
-    from labkit.kit import Kit
+    from labkit.cache import serve
+    from labkit.cluster import runner
+    from labkit.cluster.kit import Kit
+    from labkit.cluster.resolved import HostContext
     from tests.unit.test_config_errors import VALID, write
 
     k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
@@ -285,33 +288,33 @@ def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: 
     monkeypatch.setattr(serve, "serving", serving)
     monkeypatch.setattr(k, "running_inventory", lambda resolved: tmp_path / "inventory.yml")
     monkeypatch.setattr(runner, "playbook", lambda root, name, inv, **kw: calls.append((name, kw["extra"], served[-1])))  # a recording test double
-    files = k.lab_files(labs.find(labs.discover(), "02"))
+    files = k.lab_files(discovery.find(discovery.discover(), "02"))
     assert files == []
     name, extra, cache_served = calls[0]
     sent = _json.loads(extra[1])
     assert (name, sent["lab_id"], sent["lab_nodes"], cache_served) == ("lab-files.yml", "02", ["cp1"], True)
     assert sent["lab_images"] == ["labkit.local/samples/web:v1"]  # pulled into containerd on every node while the cache is served
-    assert [f.name for f in k.lab_files(labs.find(labs.discover(), "03"))] == ["client.yaml", "service.yaml", "web.yaml"]
+    assert [f.name for f in k.lab_files(discovery.find(discovery.discover(), "03"))] == ["client.yaml", "service.yaml", "web.yaml"]
     assert [Path(f).name for f in _json.loads(calls[1][1][1])["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
-    assert [f.name for f in k.lab_files(labs.find(labs.discover(), "06"))] == ["measure.sh"]
+    assert [f.name for f in k.lab_files(discovery.find(discovery.discover(), "06"))] == ["measure.sh"]
 
 
 def test_progress_says_when_a_lab_was_passed_after_lab_solve(tmp_path: Path) -> None:
     one = lab("01")
-    progress = labs.Progress(tmp_path / "p.json")
+    progress = labs_progress.Progress(tmp_path / "p.json")
     progress.started(one)
     progress.solved(one)
-    progress.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
-    assert labs.Progress(tmp_path / "p.json").status(one) == "passed, after lab.solve"
-    own = labs.Progress(tmp_path / "q.json")
-    own.checked(one, [labs.Result("a", "s", True, "", "", 0.1)])
+    progress.checked(one, [labs_checks.Result("a", "s", True, "", "", 0.1)])
+    assert labs_progress.Progress(tmp_path / "p.json").status(one) == "passed, after lab.solve"
+    own = labs_progress.Progress(tmp_path / "q.json")
+    own.checked(one, [labs_checks.Result("a", "s", True, "", "", 0.1)])
     assert own.status(one) == "passed"
 
 
 def test_a_damaged_progress_file_is_a_message(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text("{not json")
     with pytest.raises(KitError, match=r"cannot be read .* remove it to start the record afresh"):
-        labs.Progress(tmp_path / "p.json")
+        labs_progress.Progress(tmp_path / "p.json")
 
 
 def test_a_pod_that_cannot_pull_its_image_is_named_with_what_to_do() -> None:
@@ -328,16 +331,16 @@ def test_a_pod_that_cannot_pull_its_image_is_named_with_what_to_do() -> None:
         "status": {"containerStatuses": [{"image": "docker.io/library/busybox:1.37.0", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]},
     }
     running = {"metadata": {"name": "web-7d4b9c-fghij"}, "status": {"containerStatuses": [{"image": "x", "state": {"running": {}}}]}}
-    problems = labs.pull_problems(lab("03"), Api([stuck, running]))
+    problems = labs_checks.pull_problems(lab("03"), Api([stuck, running]))
     assert len(problems) == 1 and problems[0].startswith("pod web-7d4b9c-abcde cannot pull docker.io/library/busybox:1.37.0 (ImagePullBackOff)")
     assert "./kit lab.start 03" in problems[0]
-    assert labs.pull_problems(lab("02"), Api([stuck])) == []  # below Kubernetes: no API to ask
+    assert labs_checks.pull_problems(lab("02"), Api([stuck])) == []  # below Kubernetes: no API to ask
 
 
-def _synthetic_lab(checks: dict[str, Callable[[object], None]]) -> labs.Lab:
+def _synthetic_lab(checks: dict[str, Callable[[object], None]]) -> discovery.Lab:
     ids = list(checks)
-    spec = labs.LabSpec(id="99", title="t", layer="vm", minutes=1, steps=[labs.Step(title=f"step {i}", checks=[i]) for i in ids])
-    return labs.Lab(spec, Path("."), {i: labs.Check(i, f"hint {i}", fn) for i, fn in checks.items()})
+    spec = discovery.LabSpec(id="99", title="t", layer="vm", minutes=1, steps=[discovery.Step(title=f"step {i}", checks=[i]) for i in ids])
+    return discovery.Lab(spec, Path("."), {i: discovery.Check(i, f"hint {i}", fn) for i, fn in checks.items()})
 
 
 def test_checks_run_side_by_side_and_report_in_step_order() -> None:
@@ -353,12 +356,12 @@ def test_checks_run_side_by_side_and_report_in_step_order() -> None:
         raise AssertionError("not done\nsecond line")
 
     lab = _synthetic_lab({"c": waits, "a": fails, "b": waits})
-    results = labs.run_checks(lab, nodes=None)
+    results = labs_checks.run_checks(lab, nodes=None)
     assert [(r.id, r.ok, r.detail) for r in results] == [("c", True, ""), ("a", False, "not done"), ("b", True, "")]
 
 
 def test_one_worker_runs_checks_one_after_the_other() -> None:
     order: list[str] = []
     lab = _synthetic_lab({k: (lambda _n, k=k: order.append(k)) for k in ("x", "y", "z")})
-    assert [r.ok for r in labs.run_checks(lab, nodes=None, workers=1)] == [True, True, True]
+    assert [r.ok for r in labs_checks.run_checks(lab, nodes=None, workers=1)] == [True, True, True]
     assert order == ["x", "y", "z"]

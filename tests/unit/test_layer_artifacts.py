@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labkit import cache
+from labkit import paths
+from labkit.cache import manifest as cache_manifest
 from tests.unit.k8s_schemas import load_filters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def referenced_images() -> list[str]:
 
 
 def manifest_images() -> dict[str, set[str]]:
-    m = cache.load_manifest([cache.MANIFEST])
+    m = cache_manifest.load_manifest([paths.MANIFEST])
     out: dict[str, set[str]] = {}
     for art in m.artifacts.values():
         if art.kind == "image":
@@ -79,7 +80,7 @@ def test_every_referenced_image_is_in_the_manifest_for_both_architectures(ref: s
 
 
 def test_every_artifact_the_roles_read_is_in_the_manifest() -> None:
-    m = cache.load_manifest([cache.MANIFEST])
+    m = cache_manifest.load_manifest([paths.MANIFEST])
     text = "\n".join(p.read_text() for p in ROOT.glob("roles/*/defaults/main.yml"))
     names = set(re.findall(r"kit\.artifacts\.(\w+)", text)) | set(re.findall(r"kit\.artifacts\['([\w-]+)'\]", text))
     assert {"kubeadm", "kubelet", "kubectl", "crictl", "flannel_manifest", "metrics_server_manifest", "local_path_manifest", "helm", "istioctl", "istio_base_chart"} <= names

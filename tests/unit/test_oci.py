@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cache, oci, serve
+from labkit.cache import fetch, oci, serve
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import store as cache_store
 
 FILES = {"bin/hello": oci.Entry(b"#!/bin/sh\necho hello\n", 0o755), "bin/sh": oci.Entry(symlink="hello")}
 
@@ -69,19 +71,19 @@ def test_registry_serves_manifests_by_tag_and_digest_and_blobs(tmp_path: Path) -
 def test_cache_status_checks_every_blob_of_an_image(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     digest = oci.build_image(cache_dir / "oci", "labkit.local/t/hello", "1", FILES, ["/bin/hello"])
-    item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", digest.removeprefix("sha256:"), True)
-    assert cache.state_of(cache_dir, item) == "present"
+    item = cache_manifest.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", digest.removeprefix("sha256:"), True)
+    assert cache_store.state_of(cache_dir, item) == "present"
     manifest = json.loads((cache_dir / item.relpath()).read_bytes())
     layer = cache_dir / "oci/blobs/sha256" / manifest["layers"][0]["digest"].removeprefix("sha256:")
     layer.write_bytes(b"tampered")
-    assert cache.state_of(cache_dir, item) == "corrupt"
-    assert cache.role_vars([item])["hello"]["ref"] == "labkit.local/t/hello:1"
+    assert cache_store.state_of(cache_dir, item) == "corrupt"
+    assert cache_manifest.role_vars([item])["hello"]["ref"] == "labkit.local/t/hello:1"
 
 
 def test_a_locally_built_image_that_is_missing_is_refused_with_a_reason(tmp_path: Path) -> None:
-    item = cache.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
-    errors = cache.fetch(tmp_path, [item]).errors
-    assert errors == [f"hello: {cache.how_to_get(item)}"]
+    item = cache_manifest.Item("hello", "1", "amd64", "image", "oci://labkit.local/t/hello:1", "a" * 64, True)
+    errors = fetch.fetch(tmp_path, [item]).errors
+    assert errors == [f"hello: {cache_store.how_to_get(item)}"]
     assert "cache.samples" in errors[0]
 
 

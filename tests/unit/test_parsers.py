@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from labkit.host import parse_routes, parse_vagrant_plugins
-from labkit.libvirt import box_volume_prefix, parse_vol_list
-from labkit.runner import HostRecap, parse_recap, total_changed
-from labkit.vagrant import SshEndpoint, condense, parse_ssh_config, parse_status
+from labkit.cluster.host import parse_routes, parse_vagrant_plugins
+from labkit.cluster.libvirt import box_volume_prefix, parse_vol_list
+from labkit.cluster.runner import HostRecap, parse_recap, total_changed
+from labkit.cluster.vagrant import SshEndpoint, condense, parse_ssh_config, parse_status
 
 REC = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
@@ -80,7 +80,7 @@ def test_box_volume_prefix() -> None:
 
 
 def test_role_times_from_profile_roles() -> None:
-    from labkit.runner import parse_role_times
+    from labkit.cluster.runner import parse_role_times
 
     lines = [
         "PLAY RECAP ***",
@@ -95,7 +95,7 @@ def test_role_times_from_profile_roles() -> None:
 
 
 def test_a_failed_run_names_its_failed_tasks() -> None:
-    from labkit.runner import failures
+    from labkit.cluster.runner import failures
 
     lines = [
         "TASK [Lab files | Pull them from the kit's cache] ******",
@@ -109,7 +109,7 @@ def test_a_failed_run_names_its_failed_tasks() -> None:
 
 
 def test_vagrant_plugin_list_is_remembered_until_what_decides_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import host
+    from labkit.cluster import host
 
     home = tmp_path / "vagrant.d"
     home.mkdir()
@@ -145,7 +145,7 @@ OVERLAY_XML = """<volume type='file'><name>kitci-node1.img</name>
 
 
 def test_an_old_box_volume_is_retired_only_when_no_vm_disk_is_built_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from labkit import libvirt
+    from labkit.cluster import libvirt
 
     base = "labkit-VAGRANTSLASH-trixie_vagrant_box_image_0_box.img"
     pool = {base: "<volume><name>base</name></volume>", "kitci-node1.img": OVERLAY_XML}

@@ -18,11 +18,13 @@ from typing import ClassVar
 
 import pytest
 
-from labkit import cache, oci
+from labkit.cache import fetch, oci, pin
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import store as cache_store
+from labkit.cache.lock import Lock
+from labkit.cache.registry import ImageRef, RegistryClient, digest_refs
+from labkit.cache.trust import Mirrors
 from labkit.errors import KitError
-from labkit.lock import Lock
-from labkit.registry import ImageRef, RegistryClient, digest_refs
-from labkit.trust import Mirrors
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -156,20 +158,20 @@ def test_first_fetch_pins_each_architecture_and_cache_pin_writes_the_lock(regist
     )
     cache_dir = tmp_path / "c"
     lock = Lock(cache_dir)
-    m = cache.load_manifest([path])
-    items = [i for arch in ("amd64", "arm64") for i in cache.plan(m, {}, [], arch=arch, lock=lock)]
+    m = cache_manifest.load_manifest([path])
+    items = [i for arch in ("amd64", "arm64") for i in cache_manifest.plan(m, {}, [], arch=arch, lock=lock)]
     assert all(i.sha256 is None for i in items)
-    report = cache.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints), lock=lock, jobs=2)
+    report = fetch.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints), lock=lock, jobs=2)
     assert report.errors == []
     assert {o.item.arch: o.pin.source for o in report.outcomes if o.pin} == {"amd64": "registry", "arm64": "registry"}
-    items = [i for arch in ("amd64", "arm64") for i in cache.plan(m, {}, [], arch=arch, lock=Lock(cache_dir))]
+    items = [i for arch in ("amd64", "arm64") for i in cache_manifest.plan(m, {}, [], arch=arch, lock=Lock(cache_dir))]
     assert {i.arch: f"sha256:{i.sha256}" for i in items} == digests
-    assert [s for _, s in cache.status(cache_dir, items)] == ["present", "present"]
+    assert [s for _, s in cache_store.status(cache_dir, items)] == ["present", "present"]
     for arch in ("amd64", "arm64"):
         assert oci.resolve_tag(cache_dir / "oci", "registry.test/team/app", "v1", arch) == digests[arch]
-    written, errors = cache.pin_from_lock(path, Lock(cache_dir), say=lambda _: None)
+    written, errors = pin.pin_from_lock(path, Lock(cache_dir), say=lambda _: None)
     assert (written, errors) == (2, [])
-    m = cache.load_manifest([path])
+    m = cache_manifest.load_manifest([path])
     assert {a: d.sha256 for a, d in m.artifacts["image-app"].versions["1"].items()} == {a: d.removeprefix("sha256:") for a, d in digests.items()}
 
 
@@ -177,11 +179,11 @@ def test_an_image_whose_tag_gives_another_architecture_is_not_present(registry: 
     digests = add_image("team/app", "v1")
     store = tmp_path / "c" / "oci"
     registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["arm64"], store, arch="arm64")
-    item = cache.Item("app", "1", "amd64", "image", "docker://registry.test/team/app:v1", digests["amd64"].removeprefix("sha256:"), False)
+    item = cache_manifest.Item("app", "1", "amd64", "image", "docker://registry.test/team/app:v1", digests["amd64"].removeprefix("sha256:"), False)
     registry.pull(ImageRef.parse("registry.test/team/app:v1"), digests["amd64"], store, arch="amd64")
-    assert cache.state_of(tmp_path / "c", item) == "present"
+    assert cache_store.state_of(tmp_path / "c", item) == "present"
     (store / "tags/registry.test/team/app/v1").write_text(digests["arm64"] + "\n")  # the tag names only arm64's image
-    assert cache.state_of(tmp_path / "c", item) == "missing"
+    assert cache_store.state_of(tmp_path / "c", item) == "missing"
 
 
 def test_digest_references_are_found_wherever_a_manifest_names_them() -> None:
@@ -210,14 +212,14 @@ def test_a_manifest_that_pins_images_is_complete_only_with_them(registry: Regist
         'artifacts:\n  serving:\n    kind: manifest\n    layer: node\n    pulls_images: true\n    version: "1"\n    versions:\n      "1":\n'
         f'        all: {{url: "file://{tmp_path}/serving-core.yaml", sha256: "{digest(manifest).removeprefix("sha256:")}"}}\n'
     )
-    items = cache.plan(cache.load_manifest([path]), {}, [], arch="arm64")
+    items = cache_manifest.plan(cache_manifest.load_manifest([path]), {}, [], arch="arm64")
     cache_dir = tmp_path / "c"
     target = cache_dir / items[0].relpath()
     target.parent.mkdir(parents=True)
     target.write_bytes(manifest)  # the file is in the cache ...
-    assert cache.status(cache_dir, items)[0][1] == "missing"  # ... but not the image it pins
-    assert cache.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints)).errors == []
-    assert cache.status(cache_dir, items)[0][1] == "present"
+    assert cache_store.status(cache_dir, items)[0][1] == "missing"  # ... but not the image it pins
+    assert fetch.fetch(cache_dir, items, mirrors=Mirrors(registries=registry.endpoints)).errors == []
+    assert cache_store.status(cache_dir, items)[0][1] == "present"
     arm = json.loads(Registry.manifests[("knative/controller", "v1")][0])["manifests"][1]["digest"]
     assert oci.missing_blobs(cache_dir / "oci", index_digest, "arm64") == []
     assert (cache_dir / "oci/blobs/sha256" / arm.removeprefix("sha256:")).exists()

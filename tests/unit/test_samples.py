@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import oci, samples
+from labkit.cache import oci
+from labkit.labs import samples
 
 
 def fake_deb(path: Path, busybox: bytes) -> Path:

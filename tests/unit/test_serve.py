@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import oci, serve
+from labkit.cache import oci, serve
 from labkit.errors import KitError
 
 BLOB = bytes(range(256)) * 8192  # 2 MiB

@@ -25,12 +25,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import cache
-from labkit.config import ConfigError, HostContext, validate
+from labkit.cache import fetch, store
+from labkit.cache import manifest as cache_manifest
+from labkit.cache.lock import Lock, LockConflict, Pin, merge, merge_pin
+from labkit.cache.oci import write_atomic
+from labkit.cache.trust import Mirrors, parse_chart_index, parse_checksum_file
+from labkit.cluster.config import validate
+from labkit.cluster.resolved import HostContext
+from labkit.cluster.schema import ConfigError
 from labkit.errors import KitError
-from labkit.lock import Lock, LockConflict, Pin, merge, merge_pin
-from labkit.oci import write_atomic
-from labkit.trust import Mirrors, parse_chart_index, parse_checksum_file
 
 BODY = b"release archive\n" * 4096
 
@@ -70,10 +73,10 @@ def upstream() -> Iterator[str]:
     httpd.server_close()
 
 
-def one(tmp_path: Path, download: dict[str, object], kind: str = "archive") -> cache.Manifest:
+def one(tmp_path: Path, download: dict[str, object], kind: str = "archive") -> cache_manifest.Manifest:
     path = tmp_path / "m.yml"
     path.write_text(yaml.safe_dump({"artifacts": {"tool": {"kind": kind, "layer": "node", "version": "1.0", "versions": {"1.0": {"amd64": download}}}}}))
-    return cache.load_manifest([path])
+    return cache_manifest.load_manifest([path])
 
 
 # --------------------------------------------------------------------------- trust sources
@@ -133,17 +136,17 @@ def test_first_fetch_pins_from_the_strongest_source_and_records_it_in_the_lock(
     extra = {k: upstream + v for k, v in download_extra.items()}
     m = one(tmp_path, {"url": f"{upstream}/tool-1.0.tgz", "sha256": None, **extra})
     lock = Lock(tmp_path / "c")
-    items = cache.plan(m, {}, [], lock=lock)
+    items = cache_manifest.plan(m, {}, [], lock=lock)
     assert items[0].sha256 is None and "not pinned yet" in items[0].trust
-    report = cache.fetch(tmp_path / "c", items, lock=lock)
+    report = fetch.fetch(tmp_path / "c", items, lock=lock)
     assert report.errors == []
     pin = Lock(tmp_path / "c").get("tool", "1.0", "amd64")
     assert pin is not None and (pin.sha256, pin.source, pin.url) == (sha(BODY), source, f"{upstream}/tool-1.0.tgz")
     summary = "\n".join(report.summary())
     assert ("review these" in summary) == (source == "download")
-    again = cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))
+    again = cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))
     assert again[0].sha256 == sha(BODY) and again[0].pin == pin
-    assert cache.status(tmp_path / "c", again) == [(again[0], "present")]
+    assert store.status(tmp_path / "c", again) == [(again[0], "present")]
 
 
 @pytest.mark.parametrize(
@@ -153,7 +156,7 @@ def test_first_fetch_pins_from_the_strongest_source_and_records_it_in_the_lock(
 def test_a_declared_checksum_file_that_fails_is_an_error_never_a_weaker_pin(upstream: str, tmp_path: Path, served: dict[str, bytes], message: str) -> None:
     Upstream.files = {"/tool-1.0.tgz": BODY, **served}
     m = one(tmp_path, {"url": f"{upstream}/tool-1.0.tgz", "sha256": None, "checksum_url": f"{upstream}/sums.txt"})
-    report = cache.fetch(tmp_path / "c", cache.plan(m, {}, []))
+    report = fetch.fetch(tmp_path / "c", cache_manifest.plan(m, {}, []))
     assert len(report.errors) == 1 and message in report.errors[0]
     assert Lock(tmp_path / "c").pins() == {}
     assert "/tool-1.0.tgz" not in Upstream.log  # nothing downloaded without something to check it against
@@ -162,11 +165,11 @@ def test_a_declared_checksum_file_that_fails_is_an_error_never_a_weaker_pin(upst
 def test_upstream_serving_other_bytes_for_a_locked_version_is_refused_naming_both(upstream: str, tmp_path: Path) -> None:
     Upstream.files = {"/tool-1.0.tgz": BODY}
     m = one(tmp_path, {"url": f"{upstream}/tool-1.0.tgz", "sha256": None})
-    assert cache.fetch(tmp_path / "c", cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))).errors == []
-    items = cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))
+    assert fetch.fetch(tmp_path / "c", cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))).errors == []
+    items = cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))
     (tmp_path / "c" / items[0].relpath()).unlink()
     Upstream.files["/tool-1.0.tgz"] = b"re-released\n"
-    report = cache.fetch(tmp_path / "c", items, lock=Lock(tmp_path / "c"))
+    report = fetch.fetch(tmp_path / "c", items, lock=Lock(tmp_path / "c"))
     assert len(report.errors) == 1
     assert f"served bytes with sha256 {sha(b're-released' + bytes([10]))}" in report.errors[0]
     assert f"is pinned to sha256 {sha(BODY)} (trusted on first use" in report.errors[0]
@@ -178,24 +181,24 @@ def test_a_repository_pin_wins_and_is_verified(upstream: str, tmp_path: Path) ->
     Upstream.files = {"/tool-1.0.tgz": BODY}
     m = one(tmp_path, {"url": f"{upstream}/tool-1.0.tgz", "sha256": "f" * 64})
     Lock(tmp_path / "c").record("tool", "1.0", "amd64", Pin(sha(BODY), "download", f"{upstream}/tool-1.0.tgz"))
-    items = cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))
+    items = cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))
     assert items[0].sha256 == "f" * 64 and items[0].trust == "pinned in the repository"
-    report = cache.fetch(tmp_path / "c", items)
+    report = fetch.fetch(tmp_path / "c", items)
     assert "pinned to sha256 " + "f" * 64 + " (pinned in the repository" in report.errors[0]
 
 
 def test_locked_refuses_what_the_repository_does_not_pin_even_when_the_lock_has_it(tmp_path: Path) -> None:
     m = one(tmp_path, {"url": "https://example.invalid/tool-1.0.tgz", "sha256": None})
     Lock(tmp_path / "c").record("tool", "1.0", "amd64", Pin("a" * 64, "checksum-file", "https://example.invalid/tool-1.0.tgz"))
-    assert cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))[0].sha256 == "a" * 64
+    assert cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))[0].sha256 == "a" * 64
     with pytest.raises(KitError, match=r"--locked: the repository does not pin these artifacts, so nothing was fetched or booted:\n  - tool 1\.0 \(amd64\)"):
-        cache.plan(m, {}, [], lock=Lock(tmp_path / "c"), locked=True)
+        cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"), locked=True)
 
 
 def test_a_lock_entry_for_another_url_is_not_used(tmp_path: Path) -> None:
     m = one(tmp_path, {"url": "https://example.invalid/tool-1.0.tgz", "sha256": None})
     Lock(tmp_path / "c").record("tool", "1.0", "amd64", Pin("a" * 64, "download", "https://old.example.invalid/tool-1.0.tgz"))
-    assert cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))[0].sha256 is None
+    assert cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))[0].sha256 is None
 
 
 # --------------------------------------------------------------------------- the lock
@@ -278,7 +281,7 @@ def test_fetch_through_a_mirror_pins_the_upstream_url(upstream: str, tmp_path: P
     url = "https://releases.example.invalid/tool-1.0.tgz"
     m = one(tmp_path, {"url": url, "sha256": None, "checksum_url": url + ".sha256"})
     mirrors = Mirrors(files={"https://releases.example.invalid/": f"{upstream}/mirror/"})
-    report = cache.fetch(tmp_path / "c", cache.plan(m, {}, []), mirrors=mirrors)
+    report = fetch.fetch(tmp_path / "c", cache_manifest.plan(m, {}, []), mirrors=mirrors)
     assert report.errors == []
     assert report.outcomes[0].origin == "mirror 127.0.0.1:" + upstream.rsplit(":", 1)[1]
     pin = Lock(tmp_path / "c").get("tool", "1.0", "amd64")
@@ -356,7 +359,7 @@ def _deb(folder: Path, version: str) -> Path:
 
 def _signed_repo(root: Path, deb: Path, home: Path) -> None:
     """A Debian-style repository (dists/trixie, pool/) whose InRelease is signed with a test key."""
-    from labkit.debs import control_of
+    from labkit.cache.debs import control_of
 
     pool = root / "debian/pool/main/l/labkit-test"
     pool.mkdir(parents=True)
@@ -383,7 +386,7 @@ def _key(home: Path, keyring: Path) -> None:
 @NEEDS_APT
 @pytest.mark.parametrize("trusted", [True, False])
 def test_a_pinned_deb_gone_from_the_mirror_moves_on_through_the_signed_index(tmp_path: Path, trusted: bool) -> None:
-    from labkit.debs import MovedDebs
+    from labkit.cache.debs import MovedDebs
 
     served = tmp_path / "served"
     newer = _deb(tmp_path, "1.0-2")
@@ -399,10 +402,10 @@ def test_a_pinned_deb_gone_from_the_mirror_moves_on_through_the_signed_index(tmp
         path = tmp_path / "debs.yml"
         entry = {"kind": "deb", "layer": "node", "version": "1.0-1", "versions": {"1.0-1": {"all": {"url": pinned_url, "sha256": "0" * 64}}}}
         path.write_text(yaml.safe_dump({"artifacts": {"deb-labkit-test": entry}}))
-        m = cache.load_manifest([path])
+        m = cache_manifest.load_manifest([path])
         lock = Lock(tmp_path / "c")
         moved = MovedDebs("trixie", tmp_path / ("key.gpg" if trusted else "other.gpg"), say=lambda _: None)
-        report = cache.fetch(tmp_path / "c", cache.plan(m, {}, [], lock=lock), lock=lock, moved=moved)
+        report = fetch.fetch(tmp_path / "c", cache_manifest.plan(m, {}, [], lock=lock), lock=lock, moved=moved)
         if not trusted:  # an index signed by a key apt does not trust is refused by apt itself
             assert len(report.errors) == 1 and "apt-get update" in report.errors[0]
             assert lock.pins() == {}
@@ -410,14 +413,14 @@ def test_a_pinned_deb_gone_from_the_mirror_moves_on_through_the_signed_index(tmp
         assert report.errors == []
         pin = Lock(tmp_path / "c").get("deb-labkit-test", "1.0-1", "amd64")
         assert pin is not None and (pin.source, pin.version, pin.sha256) == ("debian-index", "1.0-2", sha(newer.read_bytes()))
-        items = cache.plan(m, {}, [], lock=Lock(tmp_path / "c"))
+        items = cache_manifest.plan(m, {}, [], lock=Lock(tmp_path / "c"))
         assert (items[0].version, items[0].pinned_version, items[0].filename) == ("1.0-2", "1.0-1", newer.name)
-        assert cache.status(tmp_path / "c", items) == [(items[0], "present")]
+        assert store.status(tmp_path / "c", items) == [(items[0], "present")]
         assert "moved" in items[0].trust
     finally:
         httpd.shutdown()
         httpd.server_close()
-        from labkit.double import stop_gpg_agent
+        from labkit.dev.double import stop_gpg_agent
 
         for home in ("gpg", "other-gpg"):  # the agents gpg started for the two keys
             stop_gpg_agent(tmp_path / home)
@@ -463,10 +466,10 @@ class SlowUpstream(http.server.BaseHTTPRequestHandler):
 INTERRUPTIBLE = """
 import sys
 from pathlib import Path
-from labkit import cache
-items = cache.plan(cache.load_manifest([Path(sys.argv[1])]), {}, [])
+from labkit.cache import fetch, manifest as cache_manifest
+items = cache_manifest.plan(cache_manifest.load_manifest([Path(sys.argv[1])]), {}, [])
 try:
-    cache.fetch(Path(sys.argv[2]), items)
+    fetch.fetch(Path(sys.argv[2]), items)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.exit(130)
@@ -498,7 +501,7 @@ def test_ctrl_c_stops_a_fetch_hides_the_partial_file_and_a_rerun_resumes(tmp_pat
         assert not target.exists()  # nothing half-written where the roles would read it
         have = part.stat().st_size
         assert 0 < have < len(SLOW)
-        assert cache.fetch(cache_dir, cache.plan(cache.load_manifest([manifest]), {}, [])).errors == []
+        assert fetch.fetch(cache_dir, cache_manifest.plan(cache_manifest.load_manifest([manifest]), {}, [])).errors == []
         assert SlowUpstream.ranges[-1] == f"bytes={have}-"  # resumed where it stopped
         assert sha(target.read_bytes()) == sha(SLOW) and not part.exists()
     finally:

@@ -2,7 +2,7 @@
 
 Each check is a small function of ``HostFacts`` (and the resolved config, for what the
 cluster asks of the host) returning one ``Check`` row with a remedy when it fails.
-The real facts come from ``labkit.host.gather``; tests pass fake ones.
+The real facts come from ``labkit.cluster.host.gather``; tests pass fake ones.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from labkit.config import DEFAULT_BOXES, MIN_VIRTUALBOX_ARM64, Resolved, route_collisions
-from labkit.host import HostFacts, virtualbox_ranges
+from labkit.cluster.host import HostFacts, virtualbox_ranges
+from labkit.cluster.resolved import Resolved
+from labkit.cluster.rules import route_collisions
+from labkit.cluster.schema import DEFAULT_BOXES, MIN_VIRTUALBOX_ARM64
 
 Status = Literal["ok", "warn", "fail"]
 

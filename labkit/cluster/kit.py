@@ -17,17 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from labkit import box, cache, host, inventory, runner
-from labkit.config import Resolved, load
-from labkit.doctor import Check, run_checks
+from labkit import contract, paths
+from labkit.cache import fetch as cache_fetch
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import store
+from labkit.cache.lock import Lock
+from labkit.cache.trust import Mirrors
+from labkit.cluster import box, host, inventory, runner
+from labkit.cluster.config import load
+from labkit.cluster.doctor import Check, run_checks
+from labkit.cluster.resolved import Resolved
+from labkit.cluster.vagrant import Vagrant
 from labkit.errors import KitError
-from labkit.lock import Lock
-from labkit.trust import Mirrors
-from labkit.vagrant import Vagrant
-
-ROOT = Path(__file__).resolve().parent.parent
+from labkit.labs import checks as labs_checks
+from labkit.labs import context as labs_context
+from labkit.labs import progress as labs_progress
+from labkit.paths import ROOT
 
 
 def host_arch() -> str:
@@ -76,7 +81,7 @@ class Kit:
         config_path: Path | None = None,
         state_dir: Path | None = None,
         say: Callable[[str], None] = print,
-        reporter: Callable[[Sequence[cache.Item]], AbstractContextManager[cache.Reporter]] | None = None,
+        reporter: Callable[[Sequence[cache_manifest.Item]], AbstractContextManager[cache_fetch.Reporter]] | None = None,
     ):
         self.root = root
         # The fetch display: `./kit` shows rich progress bars; the default says one line per artifact.
@@ -88,11 +93,11 @@ class Kit:
         self._resolved: Resolved | None = None
 
     @contextmanager
-    def _line_reporter(self, items: Sequence[cache.Item]) -> Iterator[cache.Reporter]:
+    def _line_reporter(self, items: Sequence[cache_manifest.Item]) -> Iterator[cache_fetch.Reporter]:
         say = self.say
 
-        class Lines(cache.Reporter):
-            def done(self, item: cache.Item, outcome: str) -> None:
+        class Lines(cache_fetch.Reporter):
+            def done(self, item: cache_manifest.Item, outcome: str) -> None:
                 if outcome != "present":
                     say(f"    {item.key}: {outcome}")
 
@@ -132,39 +137,39 @@ class Kit:
         return run_checks(host.gather(self.state_dir), self.resolve())
 
     # ----------------------------------------------------------------- cache
-    def cache_items(self, arches: Sequence[str] | None = None, *, locked: bool = False) -> list[cache.Item]:
+    def cache_items(self, arches: Sequence[str] | None = None, *, locked: bool = False) -> list[cache_manifest.Item]:
         """What the enabled layers need from the cache, for the nodes' architecture (or
         ``arches``), each with its pin (the repository's, else the cache's lock)."""
         resolved = self.resolve()
-        manifest = cache.load_manifest([cache.MANIFEST, cache.DEBS_MANIFEST, *resolved.overlays])
+        manifest = cache_manifest.load_manifest([paths.MANIFEST, paths.DEBS_MANIFEST, *resolved.overlays])
         versions = resolved.config.versions.model_dump()
         lock = Lock(resolved.cache_dir)
-        items: list[cache.Item] = []
+        items: list[cache_manifest.Item] = []
         for arch in arches or [host_arch()]:
             addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
-            items += cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons, lock=lock, locked=locked)
+            items += cache_manifest.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], arch, addons=addons, lock=lock, locked=locked)
         return items
 
     def mirrors(self) -> Mirrors:
         m = self.resolve().config.cache.mirrors
         return Mirrors(files=dict(m.files), registries=dict(m.registries))
 
-    def fetch(self, arches: Sequence[str] | None = None, *, locked: bool = False, jobs: int = 4) -> cache.FetchReport:
+    def fetch(self, arches: Sequence[str] | None = None, *, locked: bool = False, jobs: int = 4) -> cache_fetch.FetchReport:
         """Fetch what the cache lacks for the config, pinning on first fetch; stop with every
         error at the end (nothing half-written: each file lands only once verified)."""
-        from labkit.debs import MovedDebs
+        from labkit.cache.debs import MovedDebs
 
         resolved = self.resolve()
         items = self.cache_items(arches, locked=locked)
-        states = cache.status(resolved.cache_dir, items)
+        states = store.status(resolved.cache_dir, items)
         todo = [i for i, st in states if st != "present"]
         if not todo:
             self.say(f"    all {len(items)} artifact(s) already in the cache, verified: nothing to fetch")
-            return cache.FetchReport([cache.Outcome(i, "present", pin=i.pin) for i in items], [])
+            return cache_fetch.FetchReport([cache_fetch.Outcome(i, "present", pin=i.pin) for i in items], [])
         self.say(f"    fetching {len(todo)} of {len(items)} artifact(s) into {resolved.cache_dir}")
         moved = MovedDebs(resolved.config.box.suite, resolved.apt_keyring, say=self.say)
         with self.reporter(todo) as reporter:
-            report = cache.fetch(resolved.cache_dir, items, jobs=jobs, mirrors=self.mirrors(), lock=Lock(resolved.cache_dir), reporter=reporter, moved=moved, states=states)
+            report = cache_fetch.fetch(resolved.cache_dir, items, jobs=jobs, mirrors=self.mirrors(), lock=Lock(resolved.cache_dir), reporter=reporter, moved=moved, states=states)
         for line in report.summary():
             self.say(f"    {line}")
         if report.errors:
@@ -173,24 +178,24 @@ class Kit:
 
     def build_double(self, out: Path | None = None) -> Path:
         """(CI) Build the upstream test double where the config's overlay expects it."""
-        from labkit import double
+        from labkit.dev import double
 
         resolved = self.resolve()
         if out is None:
             if not resolved.overlays:
                 raise KitError("the config lists no cache.overlays: give --out, or use tests/e2e/ci-cluster.yml")
             out = resolved.overlays[0].parent
-        manifest = cache.load_manifest([cache.MANIFEST, cache.DEBS_MANIFEST])
+        manifest = cache_manifest.load_manifest([paths.MANIFEST, paths.DEBS_MANIFEST])
         versions = resolved.config.versions.model_dump()
-        debs = [i for i in cache.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], host_arch()) if i.kind == "deb"]
+        debs = [i for i in cache_manifest.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], host_arch()) if i.kind == "deb"]
         return double.build(out, versions, manifest, debs, suite=resolved.config.box.suite, arch=host_arch(), say=self.say)
 
     def custom_resource_schemas(self) -> Any:
         """Istio's and Knative's CRDs from the cache, to check custom resources offline."""
-        from labkit import crds
+        from labkit.cache import crds
 
         resolved = self.resolve()
-        manifest = cache.load_manifest([cache.MANIFEST, *resolved.overlays])
+        manifest = cache_manifest.load_manifest([paths.MANIFEST, *resolved.overlays])
         return crds.from_cache(resolved.cache_dir, manifest, resolved.config.versions.model_dump())
 
     # ----------------------------------------------------------------- box
@@ -212,7 +217,7 @@ class Kit:
     def _retire_old_box_volumes(self, resolved: Resolved) -> None:
         """libvirt keeps the previous box's base volume (a few hundred MB) after a rebuild.
         Delete it when no VM's disk is built on it, else say how to move those VMs."""
-        from labkit import libvirt
+        from labkit.cluster import libvirt
 
         pool = resolved.config.libvirt.storage_pool
         try:
@@ -243,17 +248,17 @@ class Kit:
     def write_inventory(self, resolved: Resolved) -> Path:
         names = [n.name for n in resolved.nodes]
         endpoints = self.vagrant().ssh_config(names)
-        artifacts = cache.role_vars(self.cache_items())
+        artifacts = cache_manifest.role_vars(self.cache_items())
         atomic_write(self.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints, artifacts=artifacts)), 0o600)
         return self.inventory_path
 
-    def check_cache(self, *, locked: bool = False) -> list[cache.Item]:
+    def check_cache(self, *, locked: bool = False) -> list[cache_manifest.Item]:
         """Refuse to go on when an artifact the layers need is missing or corrupt."""
         items = self.cache_items(locked=locked)
         cache_dir = self.resolve().cache_dir
-        cache.require_complete(cache_dir, items)
+        store.require_complete(cache_dir, items)
         self.say(f"    all {len(items)} artifact(s) present and verified in {cache_dir}")
-        from labkit import samples
+        from labkit.labs import samples
 
         if not samples.present(cache_dir):
             self.say("    building the labs' sample images (labs/samples) into the cache")
@@ -262,7 +267,7 @@ class Kit:
 
     def run_site(self, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> runner.PlaybookRun:
         """Run site.yml while the host serves the cache on its private-network address."""
-        from labkit import serve
+        from labkit.cache import serve
 
         with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]) as url:
             self.say(f"    serving the artifact cache at {url} (until the playbooks end)")
@@ -338,17 +343,15 @@ class Kit:
 
     def budget(self) -> Any:
         """The memory requests of the enabled layers and add-ons, from the manifests in the cache."""
-        from labkit import budget
+        from labkit.cluster import budget
 
         resolved = self.resolve()
         try:
-            artifacts = cache.role_vars(self.cache_items())
+            artifacts = cache_manifest.role_vars(self.cache_items())
         except KitError as exc:
             self.say(f"    the cache cannot be planned yet ({str(exc).splitlines()[0]}): only the kit's own parts are measured")
             artifacts = {}
-        defaults: dict[str, Any] = {}
-        for path in sorted((self.root / "roles").glob("*/defaults/main.yml")):
-            defaults.update(yaml.safe_load(path.read_text()) or {})
+        defaults = contract.all_defaults(self.root / "roles")
         addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
         return budget.compute(resolved.cache_dir, artifacts, defaults, len(resolved.nodes), resolved.enabled_layers(), addons=addons)
 
@@ -391,7 +394,7 @@ class Kit:
         shutil.rmtree(self.state_dir / "facts", ignore_errors=True)  # facts of VMs that are gone
         if resolved.provider != "libvirt":
             return
-        from labkit import libvirt
+        from labkit.cluster import libvirt
 
         pool = resolved.config.libvirt.storage_pool
         if box_volume:
@@ -423,20 +426,19 @@ class Kit:
     def _snapshot_lister(self) -> Callable[[str], list[str]]:
         resolved = self.resolve()
         if resolved.provider == "libvirt":
-            from labkit import libvirt
+            from labkit.cluster import libvirt
 
             prefix = f"{resolved.config.name}-"
             return lambda node: libvirt.snapshots(prefix + node)
         return self.vagrant().snapshot_names
 
     def lab_context(self, lab: Any) -> Any:
-        from labkit import labs
 
         if not self.inventory_path.exists():
             raise KitError("the cluster has no inventory yet: run `./kit up` first")
         if "kubernetes" in lab.missing_layers([]) and not self.kubeconfig_path.exists():
             self.kubeconfig()  # the checks read the cluster through the Kubernetes client
-        return labs.Nodes(
+        return labs_context.Nodes(
             self.inventory_path, self.lab_nodes(lab), self._snapshot_lister(), control_dir=self.state_dir / "cp", kubeconfig=self.kubeconfig_path, state_dir=self.state_dir
         )
 
@@ -448,7 +450,6 @@ class Kit:
 
     def lab_start(self, lab: Any) -> str:
         """Restore the lab's starting snapshot, or take it on first start."""
-        from labkit import labs
 
         self.lab_require_layers(lab)
         resolved = self.resolve()
@@ -466,13 +467,13 @@ class Kit:
             self.say(f"taking the starting snapshot {lab.snapshot} of {', '.join(lacking)} (once per lab)")
             self.vagrant().snapshot("save", lab.snapshot, lacking)
             action = "taken"
-        labs.Progress(self.progress_path).started(lab)
+        labs_progress.Progress(self.progress_path).started(lab)
         return action
 
     def lab_files(self, lab: Any) -> list[Path]:
         """Put the lab's manifests and scripts in ~/labNN on its nodes, and its images in
         containerd on every node, from the cache the kit serves meanwhile (playbooks/lab-files.yml)."""
-        from labkit import serve
+        from labkit.cache import serve
 
         files = sorted([*lab.path.glob("manifests/*.yaml"), *lab.path.glob("*.sh")])
         nodes = self.lab_nodes(lab)
@@ -505,7 +506,6 @@ class Kit:
 
     def lab_reset(self, lab: Any) -> None:
         """Put every node back to the lab's starting snapshot and drop the student's own snapshots."""
-        from labkit import labs
 
         resolved = self.resolve()
         names = [n.name for n in resolved.nodes]
@@ -518,13 +518,13 @@ class Kit:
             for snap in lister(node):
                 if snap.startswith(f"lab{lab.id}-"):
                     self.vagrant().snapshot("delete", snap, [node])
-        labs.Progress(self.progress_path).reset(lab)
+        labs_progress.Progress(self.progress_path).reset(lab)
 
     def lab_solve(self, lab: Any, strict: bool = False) -> list[Any]:
-        """Walk the lab's guide (labkit.guide): each step's own commands, as the student runs
+        """Walk the lab's guide (labkit.labs.guide): each step's own commands, as the student runs
         them, held to the step's checks. ``strict`` (`./kit lab.walk`): every step's checks
         must also fail before it, as on a lab just started."""
-        from labkit import guide, labs
+        from labkit.labs import guide
 
         self.lab_require_layers(lab)
         nodes = self.lab_context(lab)
@@ -533,13 +533,13 @@ class Kit:
                 lab,
                 nodes,
                 guide.Runner(nodes, self.root, self.say),
-                lambda ids: labs.run_checks(lab, nodes, only=ids),
+                lambda ids: labs_checks.run_checks(lab, nodes, only=ids),
                 self.say,
                 strict=strict,
                 after_host=lambda: runner.close_ssh_masters(self.state_dir),
             )
         except KitError as exc:
-            problems = labs.pull_problems(lab, nodes)
+            problems = labs_checks.pull_problems(lab, nodes)
             raise KitError("\n  ".join([str(exc), *problems])) from None
-        labs.Progress(self.progress_path).solved(lab)
+        labs_progress.Progress(self.progress_path).solved(lab)
         return runs

@@ -1,4 +1,4 @@
-"""The invoke tasks: parse flags, call ``labkit.kit``, turn expected failures into messages.
+"""The invoke tasks: parse flags, call ``labkit.cluster.kit``, turn expected failures into messages.
 
 ``tasks.py`` at the repository root only exposes ``namespace`` from here.
 """
@@ -19,8 +19,15 @@ from invoke import Collection, Context, Exit, task
 from rich.console import Console
 from rich.table import Table
 
+from labkit import paths
+from labkit.cache import fetch as cache_fetch
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import pin as cache_pin
+from labkit.cache import store
+from labkit.cluster.kit import ROOT, Kit
 from labkit.errors import KitError
-from labkit.kit import ROOT, Kit
+from labkit.labs import checks, discovery
+from labkit.labs import progress as labs_progress
 
 console = Console(highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,13 +57,11 @@ def _progress(items: Sequence[Any]) -> Iterator[Any]:
     """A rich progress display of a fetch: one bar per artifact with bytes, rate and ETA."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    from labkit import cache as cache_mod
-
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         tasks = {item.key: bar.add_task(item.key, total=None, visible=False) for item in items}
 
-        class Bars(cache_mod.Reporter):
+        class Bars(cache_fetch.Reporter):
             def start(self, item: Any, total: int | None) -> None:
                 bar.update(tasks[item.key], total=total, visible=True)
 
@@ -205,7 +210,7 @@ def budget(c: Context) -> None:
 @friendly
 def bench(c: Context, tags: str | None = None, new_clusters: bool = False) -> None:
     """Print provisioning figures: first run, re-runs with and without tuning, time per role (and new clusters side by side)."""
-    from labkit import bench as bench_mod
+    from labkit.dev import bench as bench_mod
 
     bench_mod.run(kit(), say=_say, tags=tags, new_clusters=new_clusters)
 
@@ -214,22 +219,20 @@ def bench(c: Context, tags: str | None = None, new_clusters: bool = False) -> No
 
 
 def _lab(lab_id: str):  # type: ignore[no-untyped-def]
-    from labkit import labs
 
-    return labs.find(labs.discover(), lab_id)
+    return discovery.find(discovery.discover(), lab_id)
 
 
 @task(name="list")
 @friendly
 def lab_list(c: Context) -> None:
     """List the labs: layer, minutes, whether their layers are installed, and your progress."""
-    from labkit import labs
 
     k = kit()
     enabled = k.resolve().enabled_layers()
-    progress = labs.Progress(k.progress_path)
+    progress = labs_progress.Progress(k.progress_path)
     table = Table("lab", "title", "layer", "min", "status")
-    for lab in labs.discover():
+    for lab in discovery.discover():
         missing = lab.missing_layers(enabled)
         state = f"needs layers: {', '.join(missing)}" if missing else progress.status(lab)
         table.add_row(lab.id, lab.spec.title, lab.spec.layer, str(lab.spec.minutes), state)
@@ -254,14 +257,12 @@ def lab_check(c: Context, lab: str) -> None:
     """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
     import time as _time
 
-    from labkit import labs
-
     the_lab = _lab(lab)
     k = kit()
     start = _time.monotonic()
     nodes = k.lab_context(the_lab)
-    results = labs.run_checks(the_lab, nodes)
-    labs.Progress(k.progress_path).checked(the_lab, results)
+    results = checks.run_checks(the_lab, nodes)
+    labs_progress.Progress(k.progress_path).checked(the_lab, results)
     for r in results:
         if r.ok:
             _say(f"  ✓ {r.id:<22} {r.step}")
@@ -269,7 +270,7 @@ def lab_check(c: Context, lab: str) -> None:
             _say(f"  ✗ {r.id:<22} {r.step}\n      {r.detail}\n      hint: {r.hint}")
     failed = [r for r in results if not r.ok]
     if failed:
-        for problem in labs.pull_problems(the_lab, nodes):
+        for problem in checks.pull_problems(the_lab, nodes):
             _say(f"  ! {problem}")
     _say(f"{len(results) - len(failed)}/{len(results)} checks pass ({_time.monotonic() - start:.1f} s)")
     if failed:
@@ -311,14 +312,12 @@ def lab_status(c: Context, json: bool = False) -> None:
     """Your progress through the labs (kept in .state/labs-progress.json)."""
     import json as json_mod
 
-    from labkit import labs
-
     k = kit()
-    progress = labs.Progress(k.progress_path)
+    progress = labs_progress.Progress(k.progress_path)
     if json:
         print(json_mod.dumps({"cluster": k.resolve().config.name, "labs": progress.data}, indent=2, sort_keys=True))
         return
-    for lab in labs.discover():
+    for lab in discovery.discover():
         _say(f"  {lab.id}  {progress.status(lab):<28} {lab.spec.title}")
 
 
@@ -361,7 +360,7 @@ def build(c: Context, force: bool = False) -> None:
 @friendly
 def box_bench(c: Context, boxes: list[str] | None = None, runs: int = 3) -> None:
     """Boot each box to SSH as a new VM's first boot, side by side, and print the medians as ratios (QEMU, loopback only)."""
-    from labkit import boxbench
+    from labkit.dev import boxbench
 
     paths = [Path(b) for b in boxes] if boxes else sorted((kit().root / ".cache/boxes").glob("*.box"))
     boxbench.run(paths, boxbench.vagrant_private_key(), runs=runs, say=_say)
@@ -389,12 +388,11 @@ def fetch(c: Context, all_arches: bool = False, jobs: int = 4, locked: bool = Fa
 @friendly
 def cache_status(c: Context) -> None:
     """List every artifact the config needs: present/missing/corrupt, and its trust (non-zero exit unless all present)."""
-    from labkit import cache as cache_mod
 
     k = kit()
     cache_dir = k.resolve().cache_dir
     table = Table("artifact", "version", "arch", "state", "trust", "path")
-    rows = cache_mod.status(cache_dir, k.cache_items())
+    rows = store.status(cache_dir, k.cache_items())
     marks = {"present": "[green]present[/]", "missing": "[yellow]missing[/]", "corrupt": "[red]corrupt[/]"}
     for item, state in rows:
         version = item.version + (f" (pinned {item.pinned_version})" if item.pinned_version else "")
@@ -409,10 +407,9 @@ def cache_status(c: Context) -> None:
 @friendly
 def add(c: Context, file: str) -> None:
     """Put FILE into the cache after checking it has the checksum of an artifact the config needs."""
-    from labkit import cache as cache_mod
 
     k = kit()
-    item = cache_mod.add(k.resolve().cache_dir, k.cache_items(["amd64", "arm64"]), Path(file))
+    item = store.add(k.resolve().cache_dir, k.cache_items(["amd64", "arm64"]), Path(file))
     _say(f"✓ added {item.name} {item.version} ({item.arch})")
 
 
@@ -420,28 +417,26 @@ def add(c: Context, file: str) -> None:
 @friendly
 def pin(c: Context, fetch: bool = False) -> None:
     """(Maintainers) write the cache's lock (pins taken on first fetch) into labkit/artifacts.yml, for review in a commit."""
-    from labkit import cache as cache_mod
-    from labkit.lock import Lock
+    from labkit.cache.lock import Lock
 
     k = kit()
     if fetch:
         k.fetch(["amd64", "arm64"])
-    written, errors = cache_mod.pin_from_lock(cache_mod.MANIFEST, Lock(k.resolve().cache_dir), say=_say)
+    written, errors = cache_pin.pin_from_lock(paths.MANIFEST, Lock(k.resolve().cache_dir), say=_say)
     errors += _loose_images(k)
     if errors:
         raise KitError("some checksums could not be pinned:\n" + "\n".join(f"  - {e}" for e in errors))
-    _say(f"✓ {written} pin(s) written into {cache_mod.MANIFEST.relative_to(ROOT)}: review them with `git diff` and commit")
+    _say(f"✓ {written} pin(s) written into {paths.MANIFEST.relative_to(ROOT)}: review them with `git diff` and commit")
 
 
 def _loose_images(k: Kit) -> list[str]:
     """Release manifests in the cache that run images labkit/artifacts.yml does not pin."""
-    from labkit import cache as cache_mod
 
-    manifest = cache_mod.load_manifest([cache_mod.MANIFEST])
+    manifest = cache_manifest.load_manifest([paths.MANIFEST])
     errors = []
-    for item, state in cache_mod.status(k.resolve().cache_dir, k.cache_items()):
+    for item, state in store.status(k.resolve().cache_dir, k.cache_items()):
         if state == "present" and item.kind == "manifest" and item.url.endswith((".yaml", ".yml")):
-            loose = cache_mod.unpinned_images((k.resolve().cache_dir / item.relpath()).read_text(), manifest)
+            loose = cache_pin.unpinned_images((k.resolve().cache_dir / item.relpath()).read_text(), manifest)
             if loose:
                 errors.append(f"{item.name} {item.version}: runs images labkit/artifacts.yml does not pin: {', '.join(loose)} (add them as image artifacts and to the role's list)")
     return errors
@@ -453,7 +448,7 @@ def cache_serve(c: Context) -> None:
     """Serve the artifact cache to the nodes until Ctrl-C (for lab steps that pull from it by hand)."""
     import threading
 
-    from labkit import serve
+    from labkit.cache import serve
 
     resolved = kit().resolve()
     with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]) as url:
@@ -465,7 +460,7 @@ def cache_serve(c: Context) -> None:
 @friendly
 def lock_debs(c: Context, suite: str | None = None) -> None:
     """(Maintainers) pin the Debian packages the roles install, with dependencies and checksums, in labkit/artifacts-debs.yml."""
-    from labkit import debs
+    from labkit.cache import debs
 
     resolved = kit().resolve()
     debs.lock(suite or resolved.config.box.suite, ["amd64", "arm64"], mirror=resolved.config.box.mirror, say=_say)
@@ -476,7 +471,7 @@ def lock_debs(c: Context, suite: str | None = None) -> None:
 def standins(c: Context, out: str | None = None) -> None:
     """(CI only) build the upstream test double: stand-ins from Debian's packages at upstream paths with checksum files, a registry, a Debian mirror."""
     path = kit().build_double(Path(out) if out else None)
-    _say(f"✓ overlay manifest: {path}; serve the double with `python -m labkit.serve {path.parent} --port 8791`")
+    _say(f"✓ overlay manifest: {path}; serve the double with `python -m labkit.cache.serve {path.parent} --port 8791`")
 
 
 # ---------------------------------------------------------------------- tests
@@ -567,7 +562,7 @@ def e2e(c: Context, keep: bool = False) -> None:
 @friendly
 def molecule(c: Context, scenario: str | None = None) -> None:
     """Every role's Molecule scenario on systemd containers (root): converge, idempotence, testinfra verify."""
-    from labkit.molecule_suite import SCENARIOS, run_suite
+    from labkit.dev.molecule import SCENARIOS, run_suite
 
     if scenario and scenario not in SCENARIOS:
         raise KitError(f"no Molecule scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
@@ -591,7 +586,7 @@ def everything(c: Context, full: bool = False) -> None:
 @friendly
 def lab_ladder(c: Context) -> None:
     """Lab 06: read the measurements from the control plane (~/lab06/ladder.txt), print the table, draw .state/ladder.png."""
-    from labkit import ladder
+    from labkit.labs import ladder
 
     k = kit()
     nodes = k.lab_context(_lab("06"))
@@ -608,7 +603,7 @@ def lab_ladder(c: Context) -> None:
 @friendly
 def cache_bench(c: Context, mib: int = 200, clients: int = 50) -> None:
     """Benchmark the cache server's registry endpoint against CNCF Distribution (docker-registry) on loopback, side by side."""
-    from labkit import servebench
+    from labkit.dev import servebench
 
     results = servebench.run(mib=mib, clients=clients, say=_say)
     for line in servebench.report(results, mib, clients):
@@ -619,8 +614,8 @@ def cache_bench(c: Context, mib: int = 200, clients: int = 50) -> None:
 @friendly
 def cache_samples(c: Context) -> None:
     """Build the labs' sample images (labs/samples: web v1/v2, hello, cpu) into the cache from its busybox-static package."""
-    from labkit import samples
-    from labkit.kit import host_arch
+    from labkit.cluster.kit import host_arch
+    from labkit.labs import samples
 
     samples.build(kit().resolve().cache_dir, host_arch(), say=_say)
 

@@ -2,7 +2,7 @@
 
 ``labkit/artifacts.yml`` pins what the repository has reviewed.  An artifact it does not
 pin is pinned on its *first* fetch from the strongest source there is (see
-``labkit.trust``) and recorded here, in ``<cache>/labkit.lock.yml``.  Every later fetch
+``labkit.cache.trust``) and recorded here, in ``<cache>/labkit.lock.yml``.  Every later fetch
 verifies against that record, so a cache copied to thirty laptops installs the same
 bytes on each, and an upstream that serves different bytes for the same version is
 refused.  ``./kit cache.pin`` turns the records into a reviewed change of artifacts.yml.

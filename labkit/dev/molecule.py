@@ -20,9 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from labkit import cache, image
+from labkit.cache import manifest
+from labkit.cluster.kit import ROOT, Kit
+from labkit.dev import image
 from labkit.errors import KitError
-from labkit.kit import ROOT, Kit
 from labkit.proc import run
 
 SCENARIOS = ("node_base", "containerd", "cache_archive", "kubeadm")
@@ -30,10 +31,11 @@ NETNS = "labkit-molecule"
 PORT = 8790
 
 
-def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[cache.Item]:
+def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[manifest.Item]:
     """Build the upstream double if its overlay is missing, then fetch what the cache lacks
     from it, the way `./kit up` does on a connected machine (pins on first fetch)."""
-    from labkit import double, serve
+    from labkit.cache import serve
+    from labkit.dev import double
 
     resolved = k.resolve()
     if any(not p.exists() for p in resolved.overlays):
@@ -60,10 +62,10 @@ def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None]
         tag = image.build(resolved.config.box.suite, resolved.config.box.mirror, docker_host, say=say)
         times["systemd image"] = time.monotonic() - t
         server = subprocess.Popen(
-            ["ip", "netns", "exec", NETNS, sys.executable, "-m", "labkit.serve", str(resolved.cache_dir), "--host", "127.0.0.1", "--port", str(PORT)],
+            ["ip", "netns", "exec", NETNS, sys.executable, "-m", "labkit.cache.serve", str(resolved.cache_dir), "--host", "127.0.0.1", "--port", str(PORT)],
             stdout=subprocess.DEVNULL,
         )
-        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT}"}, "artifacts": cache.role_vars(items)}}
+        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT}"}, "artifacts": manifest.role_vars(items)}}
         vars_file = k.state_dir / "molecule-vars.yml"
         vars_file.parent.mkdir(parents=True, exist_ok=True)
         vars_file.write_text(yaml.safe_dump(kit_vars))

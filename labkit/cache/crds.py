@@ -36,6 +36,9 @@ import celpy
 import jsonschema
 import yaml
 
+from labkit.cache import manifest as cache_manifest
+from labkit.cache import store
+
 CRD = "CustomResourceDefinition"
 # ObjectMeta fields a manifest may set (status-like fields are the server's).
 OBJECT_META = {
@@ -231,15 +234,14 @@ def from_cache(cache_dir: Path, manifest: Any, versions: Mapping[str, str]) -> S
     """The CRDs of Istio and Knative (with Eventing) from the artifact cache (``manifest``:
     the artifact manifest; ``versions``: the config's). A KitError says which release file
     is not pinned or not fetched yet."""
-    from labkit import cache
+    from labkit.cache.lock import Lock
     from labkit.errors import KitError
-    from labkit.lock import Lock
 
-    wanted = cache.Manifest(artifacts={name: manifest.artifacts[name] for name in CRD_ARTIFACTS})
-    items = {i.name: i for i in cache.plan(wanted, versions, ["istio", "knative"], addons=["knative_eventing"], lock=Lock(cache_dir))}
-    absent = [name for name in CRD_ARTIFACTS if cache.state_of(cache_dir, items[name]) != "present"]
+    wanted = cache_manifest.Manifest(artifacts={name: manifest.artifacts[name] for name in CRD_ARTIFACTS})
+    items = {i.name: i for i in cache_manifest.plan(wanted, versions, ["istio", "knative"], addons=["knative_eventing"], lock=Lock(cache_dir))}
+    absent = [name for name in CRD_ARTIFACTS if store.state_of(cache_dir, items[name]) != "present"]
     if absent:
         raise KitError(
-            f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` on a connected machine (with istio, knative and addons.knative_eventing on)"
+            f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit fetch.fetch` on a connected machine (with istio, knative and addons.knative_eventing on)"
         )
     return Schemas.of(crd for name in CRD_ARTIFACTS for crd in crds_in(cache_dir / items[name].relpath()))

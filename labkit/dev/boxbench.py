@@ -143,12 +143,12 @@ def boot_once(folder: Path, cmdline: str, key: Path, timeout: float) -> tuple[fl
 
 
 def run(boxes: list[Path], key: Path, runs: int = 3, timeout: float = 900, say: Callable[[str], None] = print) -> list[Booted]:
-    require(QEMU, "Install it: `apt-get install qemu-system-x86`.")
-    require("qemu-img", "Install it: `apt-get install qemu-utils`.")
     if not boxes:
         raise KitError("name at least one box file (e.g. .cache/boxes/*.box)")
     if runs < 1:
         raise KitError(f"--runs {runs}: boot each box at least once (--runs 1 or more)")
+    require(QEMU, "Install it: `apt-get install qemu-system-x86`.")
+    require("qemu-img", "Install it: `apt-get install qemu-utils`.")
     results = [Booted(b) for b in boxes]
     with tempfile.TemporaryDirectory(prefix="labkit-boxbench-") as tmp:
         folders, cmdlines = [], []
@@ -179,7 +179,7 @@ def report(results: list[Booted]) -> list[str]:
 
 def vagrant_private_key() -> Path:
     """Vagrant's well-known private key (the boxes authorise its public half)."""
-    from labkit.box import vagrant_insecure_key
+    from labkit.cluster.box import vagrant_insecure_key
 
     key = vagrant_insecure_key().with_suffix("")
     if not key.is_file():

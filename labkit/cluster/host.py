@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit.config import VIRTUALBOX_HOSTONLY_RANGE, HostContext, Route
+from labkit.cluster.resolved import HostContext, Route
+from labkit.cluster.schema import VIRTUALBOX_HOSTONLY_RANGE
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Pull images from upstream registries into the cache's OCI store (connected machines).
 
 The nodes never reach a registry: containerd pulls every image through the cache's
-registry endpoint (``labkit.serve``).  This module fills that store.  ``pin`` resolves a
+registry endpoint (``labkit.cache.serve``).  This module fills that store.  ``pin`` resolves a
 tag to the digest of the image manifest for one architecture (what the artifact manifest
 records as ``sha256``); ``pull`` downloads that manifest, its config and its layers,
 checks every digest, and tags it ``oci/tags/<registry>/<repository>/<tag>``, the name
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labkit.cache.oci import platform_manifest, sha256_file, tag_image, write_atomic
 from labkit.errors import KitError
-from labkit.oci import platform_manifest, sha256_file, tag_image, write_atomic
 
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")

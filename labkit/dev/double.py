@@ -2,7 +2,7 @@
 
 CI cannot download upstream release files, images or (inside its network namespaces)
 Debian's mirror.  So that the kit's *connected* path still runs end to end there, this
-module builds a folder that a plain HTTP server (``python -m labkit.serve DIR``) serves
+module builds a folder that a plain HTTP server (``python -m labkit.cache.serve DIR``) serves
 as upstream would, at upstream's own paths:
 
 - ``github.com/…``: stand-ins for containerd 2.x, runc and the CNI plugins, repacked from
@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
-from labkit.debs import DEFAULT_MIRROR, STANDINS, AptTree, _extract, _tar, control_of
+from labkit.cache.debs import DEFAULT_MIRROR, STANDINS, AptTree, _extract, _tar, control_of
+from labkit.cache.oci import sha256_file
 from labkit.errors import KitError
-from labkit.oci import sha256_file
 from labkit.proc import require, run
 
 REGISTRY = "registry.labkit.test"
@@ -102,7 +102,7 @@ def _release_files(tree: AptTree, tmp: Path, out: Path, versions: Mapping[str, s
 
 def _image(tree: AptTree, tmp: Path, out: Path, arch: str, suite: str, say: Callable[[str], None]) -> dict[str, Any]:
     """A stand-in image in the double's registry (busybox from Debian's busybox-static)."""
-    from labkit import oci
+    from labkit.cache import oci
 
     deb = tree.describe("busybox-static")
     if deb is None:

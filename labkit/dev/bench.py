@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from labkit.cluster.kit import Kit
 from labkit.errors import KitError
-from labkit.kit import Kit
 
 TUNED = "re-run, tuned"
 ALL_OFF = "re-run, tuning off"

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labkit import budget
+from labkit.cluster import budget
 from labkit.errors import KitError
 
 RUNGS = (

@@ -133,7 +133,7 @@ def run(*, mib: int = 200, clients: int = 50, say: Callable[[str], None] = print
         results = []
         for name, argv, port in (
             (f"peer: CNCF Distribution ({PEER})", [peer, "serve", str(config)], p_peer),
-            ("labkit cache server", [sys.executable, "-m", "labkit.serve", str(root / "ours"), "--port", str(p_ours)], p_ours),
+            ("labkit cache server", [sys.executable, "-m", "labkit.cache.serve", str(root / "ours"), "--port", str(p_ours)], p_ours),
         ):
             say(f"{name}: {clients} concurrent pulls of the blob")
             results.append(_measure(name, argv, f"http://127.0.0.1:{port}/v2/", f"http://127.0.0.1:{port}{path}", clients, size))

@@ -28,13 +28,13 @@ from typing import Any
 
 import yaml
 
+from labkit import contract
+from labkit.cache.lock import Pin
 from labkit.errors import KitError
-from labkit.lock import Pin
+from labkit.paths import DEBS_MANIFEST, ROLES
 from labkit.proc import require, run
 
-LOCK = Path(__file__).with_name("artifacts-debs.yml")
-ROLES = Path(__file__).resolve().parent.parent / "roles"
-PLAYBOOKS = ROLES.parent / "playbooks"
+LOCK = DEBS_MANIFEST
 SAMPLE_PACKAGES = ("busybox-static",)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -103,27 +103,15 @@ def role_packages(roles_dir: Path = ROLES) -> list[str]:
     return sorted({p for packages in layer_packages(roles_dir).values() for p in packages})
 
 
-def role_layer(role: str, playbooks_dir: Path = PLAYBOOKS) -> str:
-    """The layer a role belongs to: the layer playbook (playbooks/<layer>.yml) naming it, else `node`."""
-    for layer in ("kubernetes", "istio", "knative"):
-        book = playbooks_dir / f"{layer}.yml"
-        if book.exists():
-            plays = yaml.safe_load(book.read_text()) or []
-            if any(role in [r["role"] if isinstance(r, dict) else r for r in play.get("roles", [])] for play in plays):
-                return layer
-    return "node"
-
-
 def layer_packages(roles_dir: Path = ROLES) -> dict[str, list[str]]:
     """The roles' packages per layer, so a cluster without a layer downloads none of its packages."""
     out: dict[str, set[str]] = {}
-    for defaults in sorted(roles_dir.glob("*/defaults/main.yml")):
-        data = yaml.safe_load(defaults.read_text()) or {}
+    for role, data in contract.role_defaults(roles_dir).items():
         for key, value in data.items():
             if key.endswith("_packages") and isinstance(value, list):
-                out.setdefault(role_layer(defaults.parent.parent.name), set()).update(str(v) for v in value)
+                out.setdefault(contract.role_layer(role), set()).update(str(v) for v in value)
     # The labs' sample images are built on the host from Debian's busybox-static
-    # (labkit/samples.py): pinned here like the roles' packages, in the `labs` layer.
+    # (labkit/labs/samples.py): pinned here like the roles' packages, in the `labs` layer.
     out.setdefault("labs", set()).update(SAMPLE_PACKAGES)
     return {layer: sorted(packages) for layer, packages in out.items()}
 

@@ -1,6 +1,6 @@
 """A content-addressed OCI image store inside the artifact cache, and a small image builder.
 
-Layout (served read-only by ``labkit.serve`` under /v2/): ``oci/blobs/sha256/<hex>``
+Layout (served read-only by ``labkit.cache.serve`` under /v2/): ``oci/blobs/sha256/<hex>``
 for manifests, configs and layers; ``oci/tags/<repository>/<tag>`` holding a manifest
 digest.  Digest-pinned references resolve from the blobs alone.
 

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit import oci
-from labkit.debs import _ar_members
+from labkit.cache import oci
+from labkit.cache.debs import _ar_members
 from labkit.errors import KitError
+from labkit.paths import LABS
 
-SAMPLES = Path(__file__).resolve().parent.parent / "labs" / "samples"
+SAMPLES = LABS / "samples"
 REGISTRY = "labkit.local"
 
 

@@ -5,7 +5,7 @@ index is generated from the .deb files themselves when the server starts), ``/fi
 the release files, in the layout of ``cache.Item.relpath()``, and ``/v2/`` a read-only
 OCI distribution endpoint (pulls only).  `./kit up` and `./kit provision` start it on the
 host's address on the private network for the duration of the playbooks and stop it
-afterwards; ``python -m labkit.serve`` runs it alone (Molecule, CI's upstream double).
+afterwards; ``python -m labkit.cache.serve`` runs it alone (Molecule, CI's upstream double).
 
 It is built on aiohttp (already installed with the Kubernetes client), which streams
 files from disk with ``sendfile`` and HTTP Range support, so memory stays flat whatever
@@ -35,7 +35,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from labkit.debs import packages_index
+from labkit.cache.debs import packages_index
 from labkit.errors import KitError
 
 # The OCI distribution spec's grammar (distribution-spec, "Pulling manifests").

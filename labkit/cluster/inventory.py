@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from labkit.cluster.vagrant import SshEndpoint
 from labkit.errors import KitError
-from labkit.vagrant import SshEndpoint
 
 GROUP_OF_ROLE = {"control-plane": "control_plane", "worker": "workers"}
 # Vagrant VMs get new host keys on every `up`: do not pin them in known_hosts.

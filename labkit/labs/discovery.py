@@ -1,0 +1,127 @@
+"""The labs: discovery and validation of ``labs/NN-slug/`` (``lab.yml``, ``checks.py``).
+
+A lab is a folder with ``lab.yml`` (id, title, layer, needs, minutes, the images its
+steps run, steps and the check ids of each), ``README.md`` (the guide, whose ``sh``
+blocks are the steps' commands: ``labkit.labs.guide``) and ``checks.py`` (small named
+checks registered with ``@check(id, hint)``).  Nothing here is specific to any lab.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from labkit.errors import KitError
+from labkit.paths import LABS
+
+LABS_DIR = LABS
+Layer = Literal["vm", "containers", "kubernetes", "istio", "knative"]
+# The config layer each lab layer needs installed (vm and containers: the node layers).
+LAYER_SWITCH = {"kubernetes": "kubernetes", "istio": "istio", "knative": "knative"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    title: str
+    checks: list[str]
+
+
+class LabSpec(_Strict):
+    id: Annotated[str, Field(pattern=r"^\d\d$")]
+    title: str
+    layer: Layer
+    needs: list[Layer] = []
+    minutes: Annotated[int, Field(ge=1)]
+    nodes: list[str] = []  # which nodes the checks look at (empty: the first node)
+    # Images the steps run, pulled into containerd on every node by `./kit lab.start` (from
+    # the cache, while the kit serves it), so no step needs a registry or a host process.
+    images: list[str] = []
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    hint: str
+    fn: Callable[[Any], None]
+
+
+@dataclass
+class Lab:
+    spec: LabSpec
+    path: Path
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def snapshot(self) -> str:
+        return f"lab-{self.spec.id}-start"
+
+    def missing_layers(self, enabled: Iterable[str]) -> list[str]:
+        on = set(enabled)
+        return [LAYER_SWITCH[n] for n in [self.spec.layer, *self.spec.needs] if n in LAYER_SWITCH and LAYER_SWITCH[n] not in on]
+
+
+# ---------------------------------------------------------------------- check registry
+
+_REGISTRY: list[Check] = []
+
+
+def check(check_id: str, hint: str) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Register a lab check: ``check_id`` as listed in lab.yml, ``hint`` shown when it fails."""
+
+    def wrap(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+        _REGISTRY.append(Check(check_id, hint, fn))
+        return fn
+
+    return wrap
+
+
+def _load_checks(path: Path) -> dict[str, Check]:
+    _REGISTRY.clear()
+    module_spec = importlib.util.spec_from_file_location(f"labkit_lab_{path.parent.name.replace('-', '_')}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise KitError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    found = {c.id: c for c in _REGISTRY}
+    _REGISTRY.clear()
+    return found
+
+
+def discover(labs_dir: Path = LABS_DIR) -> list[Lab]:
+    """Every lab under ``labs_dir``, validated: each step's check ids exist in checks.py."""
+    labs = []
+    for lab_yml in sorted(labs_dir.glob("[0-9][0-9]-*/lab.yml")):
+        try:
+            spec = LabSpec.model_validate(yaml.safe_load(lab_yml.read_text()))
+        except (ValidationError, yaml.YAMLError) as exc:
+            raise KitError(f"{lab_yml}: {exc}") from None
+        lab = Lab(spec, lab_yml.parent, _load_checks(lab_yml.parent / "checks.py"))
+        listed = [c for step in spec.steps for c in step.checks]
+        unknown = sorted(set(listed) - set(lab.checks))
+        unused = sorted(set(lab.checks) - set(listed))
+        if unknown or unused:
+            raise KitError(f"{lab_yml}: check ids {unknown} are not defined in checks.py; {unused} are defined but in no step")
+        labs.append(lab)
+    return labs
+
+
+def find(labs: list[Lab], lab_id: str) -> Lab:
+    wanted = lab_id.zfill(2)
+    for lab in labs:
+        if lab.id == wanted:
+            return lab
+    raise KitError(f"no lab {lab_id!r}; the labs are: {', '.join(f'{lab.id} ({lab.spec.title})' for lab in labs)}")
