@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from labkit.cluster import lifecycle
 from labkit.cluster.kit import Kit
 from labkit.errors import KitError
 
@@ -52,8 +53,8 @@ def fresh(k: Kit, say: Callable[[str], None] = print) -> list[str]:
     firsts = {}
     for name, env in (("Mitogen off", NO_MITOGEN), ("tuned", {})):
         say(f"  a new cluster, {name}: destroy, then `up` (minutes under emulation)")
-        Kit(k.root, k.config_path, k.state_dir, say=quiet).destroy()
-        firsts[name] = Kit(k.root, k.config_path, k.state_dir, say=quiet).up(skip_doctor=True, env=env)
+        lifecycle.destroy(Kit(k.root, k.config_path, k.state_dir, say=quiet))
+        firsts[name] = lifecycle.up(Kit(k.root, k.config_path, k.state_dir, say=quiet), skip_doctor=True, env=env)
     return report_fresh(firsts["Mitogen off"], firsts["tuned"])
 
 
@@ -88,7 +89,7 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new
     runs = [(ALL_OFF, UNTUNED, tags)] + ([] if new_clusters else [(NO_MITOGEN_RUN, NO_MITOGEN, None)]) + ([] if reuse else [(TUNED, {}, None)])
     for name, env, only in runs:
         start = time.monotonic()
-        summary = Kit(k.root, k.config_path, k.state_dir, say=quiet).provision(env=env, tags=only)
+        summary = lifecycle.provision(Kit(k.root, k.config_path, k.state_dir, say=quiet), env=env, tags=only)
         results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"]}
     if reuse and last is not None:
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.

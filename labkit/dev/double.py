@@ -33,14 +33,20 @@ import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from labkit import paths
+from labkit.cache import manifest as cache_manifest
 from labkit.cache.debs import DEFAULT_MIRROR, STANDINS, AptTree, _extract, _tar, control_of
 from labkit.cache.oci import sha256_file
+from labkit.cluster import host
 from labkit.errors import KitError
 from labkit.proc import require, run
+
+if TYPE_CHECKING:
+    from labkit.cluster.kit import Kit
 
 REGISTRY = "registry.labkit.test"
 PORT = 8791  # tests/e2e/ci-cluster.yml's cache.mirrors point here, on loopback
@@ -244,3 +250,16 @@ def build(
     header = "# CI-ONLY overlay: stand-ins served by the upstream test double (`./kit cache.standins`), pinned on first fetch.\n"
     path.write_text(header + yaml.safe_dump({"artifacts": overlay}, sort_keys=False, width=200))
     return path
+
+
+def build_for(k: Kit, out: Path | None = None) -> Path:
+    """(CI) Build the upstream test double where the config's overlay expects it."""
+    resolved = k.resolve()
+    if out is None:
+        if not resolved.overlays:
+            raise KitError("the config lists no cache.overlays: give --out, or use tests/e2e/ci-cluster.yml")
+        out = resolved.overlays[0].parent
+    manifest = cache_manifest.load_manifest([paths.MANIFEST, paths.DEBS_MANIFEST])
+    versions = resolved.config.versions.model_dump()
+    debs = [i for i in cache_manifest.plan(manifest, versions, [*resolved.enabled_layers(), "labs"], host.arch()) if i.kind == "deb"]
+    return build(out, versions, manifest, debs, suite=resolved.config.box.suite, arch=host.arch(), say=k.say)

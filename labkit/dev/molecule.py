@@ -20,10 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from labkit.cache import manifest
-from labkit.cluster.kit import ROOT, Kit
+from labkit.cache import manifest, supply
+from labkit.cluster.kit import Kit
 from labkit.dev import image
 from labkit.errors import KitError
+from labkit.paths import ROOT
 from labkit.proc import run
 
 SCENARIOS = ("node_base", "containerd", "cache_archive", "kubeadm")
@@ -40,10 +41,10 @@ def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[manifest.Item]:
     resolved = k.resolve()
     if any(not p.exists() for p in resolved.overlays):
         say("building the upstream test double (stand-ins from Debian's packages)")
-        k.build_double()
+        double.build_for(k)
     with serve.serving(resolved.overlays[0].parent, "127.0.0.1", double.PORT):
-        k.fetch()
-    return k.cache_items()
+        supply.fetch(k)
+    return supply.cache_items(k)
 
 
 def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None] = print) -> dict[str, float]:

@@ -18,7 +18,7 @@ from labkit.errors import KitError
 # ---------------------------------------------------------------------- what checks see
 
 
-class Nodes:
+class CheckContext:
     """What a check gets: testinfra hosts by node name (over the kit's inventory, SSH
     connections reused), the cluster's snapshots, and the lab image in the cache."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from labkit.cache import store
+from labkit.cache import store, supply
 from labkit.cluster.kit import Kit
 from labkit.errors import KitError
 from tests.e2e.harness import ROOT, Cluster, record
@@ -28,7 +28,7 @@ CONFIG = ROOT / "tests/e2e/k8s-cluster.yml"
 
 def _cache_problem(k: Kit) -> str | None:
     try:
-        items = k.cache_items()
+        items = supply.cache_items(k)
     except KitError as exc:
         entries = [line.strip(" -") for line in str(exc).splitlines() if line.startswith("  - ")]
         return f"{len(entries)} artifact(s) have no pinned checksum yet, e.g. {entries[0] if entries else exc}"

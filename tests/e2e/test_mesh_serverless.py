@@ -166,19 +166,21 @@ def test_every_custom_resource_passes_the_api_servers_strict_dry_run(api: Any) -
 
 def test_every_custom_resource_matches_the_cached_crds(k8s: Any) -> None:
     """The offline check (labkit.cache.crds) against the CRDs the cluster was installed from."""
+    from labkit.cache import supply
     from labkit.cluster.kit import Kit
     from tests.unit.k8s_schemas import repo_custom_resources
 
-    schemas = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).custom_resource_schemas()
+    schemas = supply.custom_resource_schemas(Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None))
     problems = [f"{where}: {p}" for where, doc in repo_custom_resources() for p in schemas.errors(doc)]
     assert problems == []
     record(f"custom resources checked against {len(schemas.versions)} CRD versions offline; CEL rules left to the API server: {len(schemas.unevaluated)}", None)
 
 
 def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:
+    from labkit.cluster import lifecycle
     from labkit.cluster.kit import Kit
 
-    report = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).budget()
+    report = lifecycle.budget(Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None))
     print(report.report())
     record(f"RAM budget: {report.total:.0f} MiB of requests for every layer", None)
     assert report.unmeasured == []

@@ -19,7 +19,7 @@ DATA = Path(__file__).with_name("data")
 
 @dataclass
 class FakeCluster:
-    """Test double of context.Nodes for Kubernetes labs: recorded API answers, fake files."""
+    """Test double of context.CheckContext for Kubernetes labs: recorded API answers, fake files."""
 
     responses: dict[str, Any]
     first: FakeHost = field(default_factory=FakeHost)

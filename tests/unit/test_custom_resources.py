@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from labkit.cache import supply
 from labkit.cluster.kit import Kit
 from labkit.errors import KitError
 from tests.unit.k8s_schemas import repo_custom_resources
@@ -24,7 +25,7 @@ RESOURCES = repo_custom_resources()
 @pytest.fixture(scope="module")
 def schemas() -> Any:
     try:
-        return Kit(say=lambda _: None).custom_resource_schemas()
+        return supply.custom_resource_schemas(Kit(say=lambda _: None))
     except KitError as exc:
         pytest.skip(f"Istio's and Knative's CRDs are not in the cache: {exc}")
 

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from labkit.cluster import kit as kit_mod
-from labkit.cluster import runner
+from labkit.cluster import lifecycle, runner
 from labkit.cluster.kit import Kit
 from labkit.errors import KitError
-from labkit.labs import discovery
+from labkit.labs import actions, discovery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,28 +39,29 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Kit, Recording
     shutil.copy(ROOT / "sandbox.yml", tmp_path / "sandbox.yml")
     k = Kit(config_path=tmp_path / "sandbox.yml", state_dir=tmp_path / "state", say=lambda _: None)
     playbooks = RecordingPlaybooks()
-    monkeypatch.setattr(kit_mod.runner, "playbook", playbooks)
-    monkeypatch.setattr(k, "check_cache", list)
-    monkeypatch.setattr(k, "running_inventory", lambda resolved: tmp_path / "inventory.yml")
-    monkeypatch.setattr(k, "run_site", lambda resolved, inv, **kw: playbooks(ROOT, "site.yml", inv, **kw))
+    monkeypatch.setattr(lifecycle.runner, "playbook", playbooks)
+    monkeypatch.setattr(lifecycle.supply, "verify", lambda k, **kw: [])
+    monkeypatch.setattr(lifecycle.supply, "ensure_samples", lambda k: None)
+    monkeypatch.setattr(lifecycle, "running_inventory", lambda k, resolved: tmp_path / "inventory.yml")
+    monkeypatch.setattr(lifecycle, "run_site", lambda k, resolved, inv, **kw: playbooks(ROOT, "site.yml", inv, **kw))
     return k, playbooks
 
 
 def test_provision_reset_takes_the_layer_down_before_provisioning(kit: tuple[Kit, RecordingPlaybooks]) -> None:
     k, playbooks = kit
-    k.provision(reset=True)
+    lifecycle.provision(k, reset=True)
     assert [name for name, _ in playbooks.calls] == ["reset.yml", "site.yml"]
 
 
 def test_provision_without_reset_only_provisions(kit: tuple[Kit, RecordingPlaybooks]) -> None:
     k, playbooks = kit
-    k.provision()
+    lifecycle.provision(k)
     assert [name for name, _ in playbooks.calls] == ["site.yml"]
 
 
 def test_kubeconfig_is_written_to_the_state_folder_with_mode_0600(kit: tuple[Kit, RecordingPlaybooks]) -> None:
     k, playbooks = kit
-    path = k.kubeconfig()
+    path = lifecycle.kubeconfig(k)
     assert path == k.state_dir / "kubeconfig"
     assert path.stat().st_mode & 0o777 == 0o600
     assert playbooks.calls[0][0] == "kubeconfig.yml"
@@ -72,7 +72,7 @@ def test_kubeconfig_refuses_when_the_layer_is_off(kit: tuple[Kit, RecordingPlayb
     config = tmp_path / "sandbox.yml"
     config.write_text(config.read_text().replace("  kubernetes: true\n  istio: true\n  knative: true", "  kubernetes: false\n  istio: false\n  knative: false"))
     with pytest.raises(KitError, match="kubernetes layer is off"):
-        k.kubeconfig()
+        lifecycle.kubeconfig(k)
     assert playbooks.calls == []
 
 
@@ -90,6 +90,6 @@ def test_a_lab_above_the_enabled_layers_is_refused_before_anything_runs(kit: tup
     config.write_text(config.read_text().replace("  kubernetes: true\n  istio: true\n  knative: true", "  kubernetes: true\n  istio: false\n  knative: false"))
     five = discovery.find(discovery.discover(), "05")
     with pytest.raises(KitError, match=r"lab 05 needs the knative, istio layer\(s\): set layers.knative: true, layers.istio: true"):
-        k.lab_start(five)
-    k.lab_require_layers(discovery.find(discovery.discover(), "03"))  # kubernetes is on: no refusal
+        actions.start(k, five)
+    actions.require_layers(k, discovery.find(discovery.discover(), "03"))  # kubernetes is on: no refusal
     assert playbooks.calls == []

@@ -61,7 +61,7 @@ VERDICT = "The cold start of 4.6 s is the price of scaling to zero. " + "For rar
 
 @dataclass
 class FakeLadderNodes:
-    """Test double of context.Nodes for lab 06: the control plane's files and the host's state folder."""
+    """Test double of context.CheckContext for lab 06: the control plane's files and the host's state folder."""
 
     state_dir: Path
     first: FakeHost = field(default_factory=FakeHost)

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from labkit.cluster import lifecycle
 from labkit.errors import KitError
+from labkit.labs import actions, context, discovery
 from labkit.labs import checks as labs_checks
-from labkit.labs import context, discovery
 from labkit.labs import progress as labs_progress
 
 
@@ -206,7 +207,7 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
         "  children:\n    cluster:\n      children:\n        control_plane:\n          hosts:\n"
         "            node1: {ansible_host: 192.0.2.10, ansible_port: 2222, ansible_user: vagrant, ansible_ssh_private_key_file: /k, ansible_ssh_common_args: -o X=1}\n"
     )
-    nodes = context.Nodes(inventory, ["node1"], lambda n: [], control_dir=tmp_path / "cp")
+    nodes = context.CheckContext(inventory, ["node1"], lambda n: [], control_dir=tmp_path / "cp")
     host = nodes.first  # built lazily; no connection is made until a command runs
     backend = host.backend
     assert (backend.host.name, backend.host.port, backend.host.user) == ("192.0.2.10", "2222", "vagrant")
@@ -226,7 +227,7 @@ def test_the_checks_reach_nodes_from_a_checkout_path_with_a_space(tmp_path: Path
     folder.mkdir(parents=True)
     key = folder / "private key"
     inventory.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {"ansible_host": "192.168.60.11", "ansible_user": "vagrant", "ansible_ssh_private_key_file": str(key)}}}}))
-    nodes = context.Nodes(inventory, ["node1"], lambda _: [], control_dir=folder / "cp")
+    nodes = context.CheckContext(inventory, ["node1"], lambda _: [], control_dir=folder / "cp")
     backend = nodes["node1"].backend
     cmd, args = backend._build_ssh_command("true")
     argv = _shlex.split(backend.quote(" ".join(cmd), *args))
@@ -256,12 +257,12 @@ def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(t
     taken = {names[0]: [lab.snapshot]}  # the interrupted run got as far as the first node
     double = RecordingVagrant()
     monkeypatch.setattr(k, "vagrant", lambda: double)
-    monkeypatch.setattr(k, "_snapshot_lister", lambda: lambda node: taken.get(node, []))
-    monkeypatch.setattr(k, "lab_files", lambda lab: double.calls.append(("files", lab.id, [])))
-    assert k.lab_start(lab) == "taken"
+    monkeypatch.setattr(actions, "snapshot_lister", lambda k: lambda node: taken.get(node, []))
+    monkeypatch.setattr(actions, "put_files", lambda k, lab: double.calls.append(("files", lab.id, [])))
+    assert actions.start(k, lab) == "taken"
     assert double.calls == [("files", "01", []), ("save", lab.snapshot, names[1:])]  # the files first: the snapshot keeps them
     taken.update({n: [lab.snapshot] for n in names})
-    assert k.lab_start(lab) == "restored"
+    assert actions.start(k, lab) == "restored"
     assert double.calls[-1] == ("restore", lab.snapshot, names)
 
 
@@ -286,17 +287,17 @@ def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: 
         served.append(False)
 
     monkeypatch.setattr(serve, "serving", serving)
-    monkeypatch.setattr(k, "running_inventory", lambda resolved: tmp_path / "inventory.yml")
+    monkeypatch.setattr(lifecycle, "running_inventory", lambda k, resolved: tmp_path / "inventory.yml")
     monkeypatch.setattr(runner, "playbook", lambda root, name, inv, **kw: calls.append((name, kw["extra"], served[-1])))  # a recording test double
-    files = k.lab_files(discovery.find(discovery.discover(), "02"))
+    files = actions.put_files(k, discovery.find(discovery.discover(), "02"))
     assert files == []
     name, extra, cache_served = calls[0]
     sent = _json.loads(extra[1])
     assert (name, sent["lab_id"], sent["lab_nodes"], cache_served) == ("lab-files.yml", "02", ["cp1"], True)
     assert sent["lab_images"] == ["labkit.local/samples/web:v1"]  # pulled into containerd on every node while the cache is served
-    assert [f.name for f in k.lab_files(discovery.find(discovery.discover(), "03"))] == ["client.yaml", "service.yaml", "web.yaml"]
+    assert [f.name for f in actions.put_files(k, discovery.find(discovery.discover(), "03"))] == ["client.yaml", "service.yaml", "web.yaml"]
     assert [Path(f).name for f in _json.loads(calls[1][1][1])["lab_files"]] == ["client.yaml", "service.yaml", "web.yaml"]
-    assert [f.name for f in k.lab_files(discovery.find(discovery.discover(), "06"))] == ["measure.sh"]
+    assert [f.name for f in actions.put_files(k, discovery.find(discovery.discover(), "06"))] == ["measure.sh"]
 
 
 def test_progress_says_when_a_lab_was_passed_after_lab_solve(tmp_path: Path) -> None:
@@ -318,7 +319,7 @@ def test_a_damaged_progress_file_is_a_message(tmp_path: Path) -> None:
 
 
 def test_a_pod_that_cannot_pull_its_image_is_named_with_what_to_do() -> None:
-    class Api:  # test double of Nodes.api over a recorded pod list
+    class Api:  # test double of CheckContext.api over a recorded pod list
         def __init__(self, pods: list[dict[str, object]]) -> None:
             self.pods = pods
 

@@ -1,0 +1,138 @@
+"""The labs' tasks: parse flags, call one function of ``labkit.labs.actions``, print."""
+
+from __future__ import annotations
+
+import time
+
+from invoke import Context, Exit, task
+from rich.table import Table
+
+from labkit.cli.common import console, friendly, kit, say
+from labkit.labs import actions, discovery, ladder
+from labkit.labs import progress as labs_progress
+from labkit.paths import ROOT
+
+# ---------------------------------------------------------------------- labs
+
+
+def _lab(lab_id: str):  # type: ignore[no-untyped-def]
+
+    return discovery.find(discovery.discover(), lab_id)
+
+
+@task(name="list")
+@friendly
+def lab_list(c: Context) -> None:
+    """List the labs: layer, minutes, whether their layers are installed, and your progress."""
+
+    k = kit()
+    enabled = k.resolve().enabled_layers()
+    progress = labs_progress.Progress(k.progress_path)
+    table = Table("lab", "title", "layer", "min", "status")
+    for lab in discovery.discover():
+        missing = lab.missing_layers(enabled)
+        state = f"needs layers: {', '.join(missing)}" if missing else progress.status(lab)
+        table.add_row(lab.id, lab.spec.title, lab.spec.layer, str(lab.spec.minutes), state)
+    console.print(table)
+
+
+@task(name="start", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_start(c: Context, lab: str) -> None:
+    """Start LAB: take its starting snapshot (first time) or restore it, and show where the guide is."""
+    the_lab = _lab(lab)
+    action = actions.start(kit(), the_lab)
+    say(f"✓ lab {the_lab.id} ({the_lab.spec.title}): starting snapshot {action}")
+    needs = ", ".join(dict.fromkeys([*the_lab.spec.needs, the_lab.spec.layer]))
+    say(f"  about {the_lab.spec.minutes} minutes; it builds on: {needs}; {len(the_lab.spec.steps)} steps")
+    say(f"  guide: {the_lab.path.relative_to(ROOT) / 'README.md'}   then: ./kit lab.check {the_lab.id}")
+
+
+@task(name="check", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_check(c: Context, lab: str) -> None:
+    """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
+    start = time.monotonic()
+    results, problems = actions.check(kit(), _lab(lab))
+    for r in results:
+        if r.ok:
+            say(f"  ✓ {r.id:<22} {r.step}")
+        else:
+            say(f"  ✗ {r.id:<22} {r.step}\n      {r.detail}\n      hint: {r.hint}")
+    for problem in problems:
+        say(f"  ! {problem}")
+    failed = [r for r in results if not r.ok]
+    say(f"{len(results) - len(failed)}/{len(results)} checks pass ({time.monotonic() - start:.1f} s)")
+    if failed:
+        raise Exit(code=1)
+
+
+@task(name="solve", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_solve(c: Context, lab: str) -> None:
+    """Do LAB's remaining steps with the guide's own commands (README.md), each held to its checks."""
+    the_lab = _lab(lab)
+    runs = actions.solve(kit(), the_lab)
+    say(f"✓ lab {the_lab.id} solved: {sum(r.ran for r in runs)} step(s) done by the guide's commands, {sum(not r.ran for r in runs)} done already")
+
+
+@task(name="walk", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_walk(c: Context, lab: str) -> None:
+    """Test LAB's guide on a just-started lab: run each step's commands as written; every check must fail before its step and pass after it."""
+    the_lab = _lab(lab)
+    runs = actions.solve(kit(), the_lab, strict=True)
+    for r in runs:
+        say(f"  step {r.number}  {r.seconds:6.1f} s  {r.title}")
+    say(f"✓ lab {the_lab.id}: the guide's {len(runs)} steps ran as written, each check failed before its step and passed after it")
+
+
+@task(name="reset", help={"lab": "Lab number, e.g. 01."})
+@friendly
+def lab_reset(c: Context, lab: str) -> None:
+    """Put every node back to LAB's starting snapshot (your own snapshots of this lab are dropped)."""
+    the_lab = _lab(lab)
+    actions.reset(kit(), the_lab)
+    say(f"✓ lab {the_lab.id} is back at its start")
+
+
+@task(name="status", help={"json": "Print the progress as JSON (for an instructor)."})
+@friendly
+def lab_status(c: Context, json: bool = False) -> None:
+    """Your progress through the labs (kept in .state/labs-progress.json)."""
+    import json as json_mod
+
+    k = kit()
+    progress = labs_progress.Progress(k.progress_path)
+    if json:
+        print(json_mod.dumps({"cluster": k.resolve().config.name, "labs": progress.data}, indent=2, sort_keys=True))
+        return
+    for lab in discovery.discover():
+        say(f"  {lab.id}  {progress.status(lab):<28} {lab.spec.title}")
+
+
+@task(name="snapshot", help={"lab": "Lab number, e.g. 01.", "name": "Your name for the snapshot."})
+@friendly
+def lab_snapshot(c: Context, lab: str, name: str) -> None:
+    """Take a snapshot of the lab's nodes from the host, named labNN-NAME (dropped by lab.reset)."""
+    the_lab = _lab(lab)
+    snap = actions.snapshot(kit(), the_lab, name)
+    say(f"✓ snapshot {snap} taken; go back to it with `./kit lab.restore {the_lab.id} {name}`")
+
+
+@task(name="restore", help={"lab": "Lab number, e.g. 01.", "name": "The name given to lab.snapshot."})
+@friendly
+def lab_restore(c: Context, lab: str, name: str) -> None:
+    """Put the lab's nodes back to your snapshot labNN-NAME (taken with lab.snapshot)."""
+    the_lab = _lab(lab)
+    snap = actions.snapshot(kit(), the_lab, name, restore=True)
+    say(f"✓ the lab's nodes are back at {snap}")
+
+
+@task(name="ladder")
+@friendly
+def lab_ladder(c: Context) -> None:
+    """Lab 06: read the measurements from the control plane (~/lab06/ladder.txt), print the table, draw .state/ladder.png."""
+    rungs, data, png = actions.ladder(kit())
+    say(ladder.table(rungs))
+    say(f"wrote {data} and {png}")
