@@ -12,7 +12,7 @@ import yaml
 
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery
-from tests.unit.test_labs import FakeFile, FakeHost
+from tests.unit.doubles import FakeFile, FakeHost
 
 DATA = Path(__file__).with_name("data")
 

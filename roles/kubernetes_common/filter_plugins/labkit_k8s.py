@@ -4,7 +4,7 @@ Upstream release manifests (Flannel, metrics-server, local-path-provisioner) are
 artifacts in the host's cache, never copied into the repository.  The roles read them
 on the controller, adapt them with these filters (the private interface, the pod range,
 extra arguments) and apply the result with ``kubernetes.core.k8s``.  Every filter is a
-pure function of the documents, so ``tests/unit/test_k8s_filters.py`` tests them
+pure function of the documents, so ``tests/unit/roles/test_k8s_filters.py`` tests them
 directly.  ``labkit_require_images`` refuses a manifest whose images are not the pinned
 ones the artifact manifest lists, so a cache that drifted from the pins fails early.
 """

@@ -12,7 +12,7 @@ import pytest
 from labkit.errors import KitError
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery, ladder
-from tests.unit.test_labs import FakeFile, FakeHost
+from tests.unit.doubles import FakeFile, FakeHost
 
 # measure.sh's record, in its order: three samples of each rung (the VM booted once).
 RECORD = """# measure.sh: 3 samples per rung, 2026-11-29T18:40:00Z

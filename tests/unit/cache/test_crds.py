@@ -20,7 +20,7 @@ from labkit.cache import crds
 from labkit.cache import manifest as cache_manifest
 from labkit.cache.oci import sha256_file
 
-DOUBLES = Path(__file__).parent / "data/crds/test-doubles.yaml"
+DOUBLES = Path(__file__).parents[1] / "data/crds/test-doubles.yaml"
 VALID: dict[str, Any] = {
     "apiVersion": "double.labkit.test/v1",
     "kind": "Route",

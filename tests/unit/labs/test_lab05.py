@@ -13,8 +13,8 @@ import pytest
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery
 from tests.unit import recorded
+from tests.unit.doubles import FakeFile
 from tests.unit.recorded import FakeCluster
-from tests.unit.test_labs import FakeFile
 
 DIR = "/home/vagrant/lab05"
 SERVING = "/apis/serving.knative.dev/v1/namespaces/lab05"

@@ -12,7 +12,7 @@ from labkit.cluster.libvirt import box_volume_prefix, parse_vol_list
 from labkit.cluster.runner import HostRecap, parse_recap, total_changed
 from labkit.cluster.vagrant import SshEndpoint, condense, parse_ssh_config, parse_status
 
-REC = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+REC = Path(__file__).resolve().parents[2] / "fixtures" / "recorded"
 
 
 def test_vagrant_status() -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from labkit.cluster.config import load
 from labkit.cluster.schema import ConfigError
 from labkit.errors import KitError
-from tests.unit.test_config_errors import LIBVIRT_HOST, VALID
+from tests.unit.configs import LIBVIRT_HOST, VALID
 
 SLOWEST: list[float] = [0.0]
 COUNTS = {"valid": 0, "clear message": 0}

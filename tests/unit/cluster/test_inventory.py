@@ -12,7 +12,7 @@ from labkit.cluster.config import load
 from labkit.cluster.resolved import HostContext
 from labkit.cluster.vagrant import SshEndpoint
 from labkit.errors import KitError
-from tests.unit.test_config_errors import VALID, write
+from tests.unit.configs import VALID, write
 
 EPS = {
     "cp1": SshEndpoint("192.168.121.10", 22, "vagrant", "/k/cp1"),
@@ -59,7 +59,7 @@ def test_a_layer_that_is_off_runs_no_play(tmp_path: Path, on: bool) -> None:
 
     from labkit.cluster import runner
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     data = yaml.safe_load(VALID)
     data["layers"] = {"kubernetes": on, "istio": on, "knative": on}
     resolved = load(write(tmp_path, yaml.safe_dump(data)), HostContext()).to_dict()

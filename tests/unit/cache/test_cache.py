@@ -221,7 +221,7 @@ def test_shipped_manifest_is_valid_and_covers_the_config_versions() -> None:
     from labkit.cluster.config import load
     from labkit.cluster.resolved import HostContext
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     resolved = load(root / "sandbox.yml", HostContext())
     m = cache_manifest.load_manifest([paths.MANIFEST])
     for name, art in m.artifacts.items():

@@ -486,7 +486,7 @@ def test_ctrl_c_stops_a_fetch_hides_the_partial_file_and_a_rerun_resumes(tmp_pat
         entry = {"kind": "file", "layer": "node", "version": "1", "versions": {"1": {"amd64": {"url": url, "sha256": sha(SLOW)}}}}
         manifest.write_text(yaml.safe_dump({"artifacts": {"big": entry}}))
         cache_dir = tmp_path / "c"
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]
         child = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, str(manifest), str(cache_dir)], cwd=root, stdout=subprocess.PIPE, text=True)
         target = cache_dir / "files/big/1/amd64/big.tgz"
         part = target.with_name(".big.tgz.amd64.part")

@@ -17,11 +17,11 @@ import yaml
 
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery
+from tests.unit.doubles import FakeFile, FakeHost
 from tests.unit.k8s_schemas import k8s_errors
 from tests.unit.recorded import FakeCluster
-from tests.unit.test_labs import FakeFile, FakeHost
 
-DATA = Path(__file__).with_name("data") / "lab03"
+DATA = Path(__file__).parents[1] / "data" / "lab03"
 DIR = "/home/vagrant/lab03"
 SOLVED_FILES = {
     f"{DIR}/static-pods.txt": "etcd.yaml\nkube-apiserver.yaml\nkube-controller-manager.yaml\nkube-scheduler.yaml\n",

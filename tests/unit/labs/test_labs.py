@@ -4,10 +4,8 @@ a node (FakeHost): the real VMs prove the checks end to end (tests/e2e)."""
 from __future__ import annotations
 
 import contextlib
-import datetime
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,59 +17,7 @@ from labkit.errors import KitError
 from labkit.labs import actions, context, discovery
 from labkit.labs import checks as labs_checks
 from labkit.labs import progress as labs_progress
-
-
-@dataclass
-class FakeFile:
-    exists: bool = False
-    content_string: str = ""
-    is_directory: bool = False
-    # When the student wrote it: after every object of the recordings, unless a test says otherwise.
-    mtime: datetime.datetime = datetime.datetime(2026, 11, 29, 18, 30, tzinfo=datetime.UTC)
-
-
-@dataclass
-class FakeMount:
-    exists: bool = False
-    filesystem: str = ""
-
-
-@dataclass
-class FakeRun:
-    rc: int
-    stdout: str
-
-
-@dataclass
-class FakeHost:
-    """Test double of a testinfra host: files and command outputs set by the test."""
-
-    files: dict[str, FakeFile] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
-    mounts: dict[str, FakeMount] = field(default_factory=dict)
-
-    def file(self, path: str) -> FakeFile:
-        return self.files.get(path, FakeFile())
-
-    def check_output(self, cmd: str) -> str:
-        return self.outputs[cmd]
-
-    def run(self, cmd: str) -> FakeRun:
-        return FakeRun(0 if cmd in self.outputs else 1, self.outputs.get(cmd, ""))
-
-    def mount_point(self, path: str) -> FakeMount:
-        return self.mounts.get(path, FakeMount())
-
-
-@dataclass
-class FakeNodes:
-    first: FakeHost
-    snapshot_names: list[str] = field(default_factory=list)
-    first_name: str = "node1"
-    image_ref: str = "labkit.local/samples/web:v1"
-
-    def snapshots(self, name: str) -> list[str]:
-        return self.snapshot_names
+from tests.unit.doubles import FakeFile, FakeHost, FakeNodes
 
 
 def lab(lab_id: str) -> discovery.Lab:
@@ -248,7 +194,7 @@ class RecordingVagrant:
 def test_lab_start_after_an_interrupted_start_takes_only_the_missing_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.cluster.kit import Kit
     from labkit.cluster.resolved import HostContext
-    from tests.unit.test_config_errors import VALID, write
+    from tests.unit.configs import VALID, write
 
     k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
     resolved = k.resolve(HostContext())
@@ -273,7 +219,7 @@ def test_lab_files_copies_the_labs_manifests_and_scripts_to_its_nodes(tmp_path: 
     from labkit.cluster import runner
     from labkit.cluster.kit import Kit
     from labkit.cluster.resolved import HostContext
-    from tests.unit.test_config_errors import VALID, write
+    from tests.unit.configs import VALID, write
 
     k = Kit(config_path=write(tmp_path, VALID), state_dir=tmp_path / "state", say=lambda _: None)
     k.resolve(HostContext())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAKE_VAGRANT = """#!/bin/sh
 # Recording test double for vagrant: logs its arguments, answers nothing.
 echo "$@" >> "$FAKE_VAGRANT_LOG"
@@ -104,7 +104,7 @@ def test_every_task_is_documented() -> None:
 def test_every_molecule_scenario_is_run_by_the_suite() -> None:
     from labkit.dev.molecule import SCENARIOS
 
-    root = Path(__file__).resolve().parents[2] / "molecule"
+    root = Path(__file__).resolve().parents[3] / "molecule"
     assert sorted(SCENARIOS) == sorted(p.parent.name for p in root.glob("*/molecule.yml"))
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from tests.unit.k8s_schemas import k8s_errors, load_filters
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 f = load_filters()
 
 

@@ -17,7 +17,7 @@ from labkit.cluster.kit import Kit
 from labkit.errors import KitError
 from labkit.labs import actions, discovery
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class RecordingPlaybooks:

@@ -10,9 +10,9 @@ import yaml
 
 from labkit.cluster.config import deep_merge, load, override_path
 from labkit.cluster.resolved import HostContext
-from tests.unit.test_config_errors import VALID, write
+from tests.unit.configs import VALID, write
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_node_ips_are_derived_from_the_cidr(tmp_path: Path) -> None:

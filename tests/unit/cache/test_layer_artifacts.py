@@ -18,7 +18,7 @@ from labkit import paths
 from labkit.cache import manifest as cache_manifest
 from tests.unit.k8s_schemas import load_filters
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 filters = load_filters()
 
 

@@ -13,7 +13,7 @@ from labkit.cluster.config import load
 from labkit.cluster.host import HostFacts
 from labkit.cluster.resolved import HostContext, Resolved, Route
 from labkit.cluster.schema import ConfigError
-from tests.unit.test_config_errors import VALID, write
+from tests.unit.configs import VALID, write
 
 GOOD = HostFacts(
     system="Linux",

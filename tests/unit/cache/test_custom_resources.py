@@ -17,7 +17,6 @@ from labkit.cache import supply
 from labkit.cluster.kit import Kit
 from labkit.errors import KitError
 from tests.unit.k8s_schemas import repo_custom_resources
-from tests.unit.test_kubeadm_config import rendered  # noqa: F401 - the fixture (Ansible renders the roles' templates)
 
 RESOURCES = repo_custom_resources()
 
@@ -35,7 +34,7 @@ def test_custom_resource_matches_its_crd(schemas: Any, where: str, doc: dict[str
     assert schemas.errors(doc) == [], where
 
 
-def test_the_rendered_telemetry_resource_matches_its_crd(schemas: Any, rendered: dict[str, Any]) -> None:  # noqa: F811 - the fixture
+def test_the_rendered_telemetry_resource_matches_its_crd(schemas: Any, rendered: dict[str, Any]) -> None:
     import yaml
 
     assert schemas.errors(yaml.safe_load(rendered["files"]["cp1-tracing-telemetry.yaml"])) == []

@@ -13,9 +13,9 @@ import pytest
 
 from labkit.labs import discovery
 from tests.unit import recorded
+from tests.unit.doubles import FakeFile
 from tests.unit.k8s_schemas import k8s_errors
 from tests.unit.recorded import FakeCluster
-from tests.unit.test_labs import FakeFile
 
 DIR = "/home/vagrant/lab04"
 PODS = "/api/v1/namespaces/lab04/pods?labelSelector=app%3Dweb"

@@ -1,0 +1,46 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labkit.cluster import inventory, runner
+from labkit.cluster.config import load
+from labkit.cluster.resolved import HostContext
+from labkit.cluster.vagrant import SshEndpoint
+
+ROOT = Path(__file__).resolve().parents[1].parent
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The roles' templates as Ansible renders them for the default sandbox.yml (kubeadm
+    configs, Istio values): rendered once for every test that reads them."""
+    tmp = tmp_path_factory.mktemp("render")
+    shutil.copy(ROOT / "sandbox.yml", tmp / "sandbox.yml")  # without a developer's sandbox.local.yml
+    resolved = load(tmp / "sandbox.yml", HostContext()).to_dict()
+    endpoints = {n["name"]: SshEndpoint("127.0.0.1", 22, "vagrant", "") for n in resolved["nodes"]}
+    inv = inventory.render(resolved, endpoints, vagrant=False)
+    for group in inv["all"]["children"]["cluster"]["children"].values():
+        for host in group["hosts"].values():
+            host["ansible_connection"] = "local"
+    inv["all"]["vars"]["ansible_python_interpreter"] = runner.ansible_tool("python")
+    (tmp / "inventory.yml").write_text(yaml.safe_dump(inv))
+    out = tmp / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [runner.ansible_tool("ansible-playbook"), "-i", str(tmp / "inventory.yml"), str(ROOT / "tests/unit/render/render.yml"), "-e", f"render_out={out}"],
+        cwd=ROOT,
+        env=runner.ansible_env(ROOT, tmp / "state"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {"resolved": resolved, "files": {p.name: p.read_text() for p in out.iterdir()}}
