@@ -44,12 +44,7 @@ class HostFacts:
     extra: dict[str, str] = field(default_factory=dict)
 
     def providers(self) -> tuple[str, ...]:
-        found = []
-        if self.vagrant_version and "vagrant-libvirt" in self.vagrant_plugins:
-            found.append("libvirt")
-        if self.virtualbox_version:
-            found.append("virtualbox")
-        return tuple(found)
+        return providers(bool(self.vagrant_version), self.vagrant_plugins, bool(self.virtualbox_version))
 
     def context(self) -> HostContext:
         """The subset config validation uses."""
@@ -122,6 +117,17 @@ def parse_vagrant_plugins(text: str) -> tuple[str, ...]:
     return tuple(m.group(1) for m in re.finditer(r"^([\w.-]+) \(", text, re.MULTILINE))
 
 
+def providers(has_vagrant: bool, vagrant_plugins: tuple[str, ...], has_virtualbox: bool) -> tuple[str, ...]:
+    """The providers this host can run VMs with: the one rule, for config resolution and
+    for `./kit doctor` (libvirt needs Vagrant with the vagrant-libvirt plugin)."""
+    found = []
+    if has_vagrant and "vagrant-libvirt" in vagrant_plugins:
+        found.append("libvirt")
+    if has_virtualbox:
+        found.append("virtualbox")
+    return tuple(found)
+
+
 def routes() -> tuple[Route, ...]:
     return parse_routes(_out(["ip", "-j", "-4", "route"]) or "[]")
 
@@ -129,18 +135,10 @@ def routes() -> tuple[Route, ...]:
 def context(cache_dir: Path | None = None) -> HostContext:
     """The cheap host facts config validation needs (no slow probes; with ``cache_dir``,
     Vagrant's plugin list is read from there while nothing that defines it has changed)."""
-    plugins: tuple[str, ...] = ()
     has_vagrant = shutil.which("vagrant") is not None
-    if has_vagrant:
-        plugins = _vagrant_plugins(cache_dir)
-    providers = []
-    if has_vagrant and "vagrant-libvirt" in plugins:
-        providers.append("libvirt")
-    if shutil.which("VBoxManage"):
-        providers.append("virtualbox")
-    return HostContext(
-        system=platform.system(), providers=tuple(providers), routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch(), virtualbox_ranges=virtualbox_ranges(_vbox_conf())
-    )
+    plugins = _vagrant_plugins(cache_dir) if has_vagrant else ()
+    found = providers(has_vagrant, plugins, shutil.which("VBoxManage") is not None)
+    return HostContext(system=platform.system(), providers=found, routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch(), virtualbox_ranges=virtualbox_ranges(_vbox_conf()))
 
 
 # Where Vagrant records its installed plugins: the user's, a Debian system package's, the
@@ -199,13 +197,14 @@ def _meminfo_available_mib() -> int:
 
 
 def gather(state_dir: Path) -> HostFacts:
-    """Read the real host (used by `./kit doctor`)."""
+    """Read the real host, every fact `./kit doctor` checks; ``HostFacts.context()`` is the
+    part config resolution uses, so doctor resolves the config from the same reading."""
     vagrant_version = None
     text = _out(["vagrant", "--version"], timeout=60)
     if text:
         m = re.search(r"(\d+\.\d+\.\d+)", text)
         vagrant_version = m.group(1) if m else None
-    plugins = _vagrant_plugins() if vagrant_version else ()
+    plugins = _vagrant_plugins(state_dir) if vagrant_version else ()
     vbox = _out(["VBoxManage", "--version"])
     libvirt_ok, libvirt_err = False, "virsh is not installed"
     if shutil.which("virsh"):

@@ -7,6 +7,12 @@ Groups: ``control_plane`` and ``workers`` (children of ``cluster``), and
 none when it is off); every node gets
 ``node_ip`` (its private-network address) and ``node_role``; the whole resolved config
 is available to every play as ``kit``.
+
+``kit`` is the contract between the Python side and the roles: the resolved config
+(``Resolved.to_dict()``), ``kit.artifacts`` (``labkit.cache.manifest.role_vars``) and
+``kit.schema_version``. The preflight role refuses an inventory of another version, and
+a unit test holds every ``kit.…`` the roles read against what is rendered here. Bump
+``KIT_VARS_VERSION`` when a key the roles read changes its meaning or goes away.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import yaml
 from labkit.cluster.vagrant import SshEndpoint
 from labkit.errors import KitError
 
+KIT_VARS_VERSION = 1
 GROUP_OF_ROLE = {"control-plane": "control_plane", "worker": "workers"}
 # Vagrant VMs get new host keys on every `up`: do not pin them in known_hosts.
 VAGRANT_SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
@@ -53,7 +60,7 @@ def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *,
     layer_groups: dict[str, dict[str, Any]] = {f"layer_{layer}": {"children": {"cluster": {}}} if on else {"hosts": {}} for layer, on in resolved.get("layers", {}).items()}
     return {
         "all": {
-            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": {**resolved, "artifacts": dict(artifacts or {})}},
+            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": {**resolved, "schema_version": KIT_VARS_VERSION, "artifacts": dict(artifacts or {})}},
             "children": {"cluster": {"children": groups}, **layer_groups},
         }
     }

@@ -52,7 +52,8 @@ class Phases:
 
 
 def doctor(k: Kit) -> list[Check]:
-    return run_checks(host.gather(k.state_dir), k.resolve())
+    facts = host.gather(k.state_dir)  # read once: the checks and the config's rules see the same host
+    return run_checks(facts, k.resolve(facts.context()))
 
 
 def write_inventory(k: Kit, resolved: Resolved) -> Path:

@@ -27,7 +27,7 @@ from labkit.errors import KitError
 from labkit.paths import ROOT
 from labkit.proc import run
 
-SCENARIOS = ("node_base", "containerd", "cache_archive", "kubeadm")
+SCENARIOS = ("node_base", "containerd", "cache_download", "kubeadm")
 NETNS = "labkit-molecule"
 PORT = 8790
 
