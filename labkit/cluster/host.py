@@ -138,7 +138,14 @@ def context(cache_dir: Path | None = None) -> HostContext:
     has_vagrant = shutil.which("vagrant") is not None
     plugins = _vagrant_plugins(cache_dir) if has_vagrant else ()
     found = providers(has_vagrant, plugins, shutil.which("VBoxManage") is not None)
-    return HostContext(system=platform.system(), providers=found, routes=routes(), has_kvm=Path("/dev/kvm").exists(), arch=arch(), virtualbox_ranges=virtualbox_ranges(_vbox_conf()))
+    return HostContext(
+        system=platform.system(),
+        providers=found,
+        routes=routes(),
+        has_kvm=Path("/dev/kvm").exists(),
+        arch=arch(),
+        virtualbox_ranges=virtualbox_ranges(_vbox_conf()),
+    )
 
 
 # Where Vagrant records its installed plugins: the user's, a Debian system package's, the
