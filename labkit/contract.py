@@ -49,13 +49,25 @@ def all_defaults(roles_dir: Path = ROLES) -> dict[str, Any]:
     return merged
 
 
-def role_layer(role: str, playbooks_dir: Path = PLAYBOOKS) -> str:
-    """The layer a role belongs to: the layer playbook naming it, else `node`."""
+def _named(entries: list[Any]) -> list[str]:
+    return [e["role"] if isinstance(e, dict) else str(e) for e in entries or []]
+
+
+def role_dependencies(role: str, roles_dir: Path = ROLES) -> list[str]:
+    """The roles a role depends on (its meta/main.yml `dependencies`)."""
+    meta = roles_dir / role / "meta/main.yml"
+    data = (yaml.safe_load(meta.read_text()) or {}) if meta.exists() else {}
+    return _named(data.get("dependencies", []))
+
+
+def role_layer(role: str, playbooks_dir: Path = PLAYBOOKS, roles_dir: Path = ROLES) -> str:
+    """The layer a role belongs to: the first layer playbook that runs it, by name or as a
+    dependency of a role it names (kubernetes_common runs with cni_flannel), else `node`."""
     for layer in LAYER_PLAYBOOKS:
         book = playbooks_dir / f"{layer}.yml"
         if book.exists():
-            plays = yaml.safe_load(book.read_text()) or []
-            if any(role in [r["role"] if isinstance(r, dict) else r for r in play.get("roles", [])] for play in plays):
+            named = [r for play in yaml.safe_load(book.read_text()) or [] for r in _named(play.get("roles", []))]
+            if role in named or any(role in role_dependencies(r, roles_dir) for r in named):
                 return layer
     return "node"
 

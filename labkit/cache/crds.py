@@ -242,6 +242,6 @@ def from_cache(cache_dir: Path, manifest: Any, versions: Mapping[str, str]) -> S
     absent = [name for name in CRD_ARTIFACTS if store.state_of(cache_dir, items[name]) != "present"]
     if absent:
         raise KitError(
-            f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit fetch.fetch` on a connected machine (with istio, knative and addons.knative_eventing on)"
+            f"the cache does not hold a verified copy of {', '.join(absent)}: run `./kit cache.fetch` on a connected machine (with istio, knative and addons.knative_eventing on)"
         )
     return Schemas.of(crd for name in CRD_ARTIFACTS for crd in crds_in(cache_dir / items[name].relpath()))

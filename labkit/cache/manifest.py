@@ -7,7 +7,9 @@ manifest (``version``), so a version is written once and its checksum once.
 
 An *overlay* manifest (same format) can add or replace entries; CI uses one for its
 stand-ins built from Debian's packages (``labkit.dev.double``).  ``plan()`` lists what
-the enabled layers need, each with its pin; ``role_vars()`` is what roles get.
+the enabled layers need, each with its pin; ``role_vars()`` is what roles get as
+``kit.artifacts`` and ``image_refs()`` what they get as ``kit.images``: the manifest is the
+only place an image reference is written (the roles name the artifact, never the tag).
 """
 
 from __future__ import annotations
@@ -177,6 +179,26 @@ def plan(
             + "\nPin them first (`./kit cache.fetch`, then `./kit cache.pin` and review labkit/artifacts.yml), or drop --locked."
         )
     return items
+
+
+def image_refs(manifest: Manifest, versions: Mapping[str, str]) -> dict[str, str]:
+    """What the roles get as `kit.images`: every image artifact's reference
+    (`registry/repository:tag`) at the configured versions, whichever layers are on, so a
+    role can name an image of a layer it configures but does not run (containerd names
+    Kubernetes' pause image). An image without an entry for its version is left out: the
+    plan refuses it when its layer is on."""
+    refs: dict[str, str] = {}
+    for name, art in sorted(manifest.artifacts.items()):
+        if art.kind != "image":
+            continue
+        version = versions.get(art.version_key, "") if art.version_key else (art.version or "")
+        per_arch = art.versions.get(version) or {}
+        urls = {dl.url for dl in per_arch.values()}
+        if len(urls) > 1:
+            raise KitError(f"artifact manifest: {name} {version} names a different image per architecture ({', '.join(sorted(urls))}): one reference serves every node")
+        if urls:
+            refs[name] = urls.pop().split("://", 1)[1]
+    return refs
 
 
 def role_vars(items: Sequence[Item]) -> dict[str, dict[str, str]]:

@@ -34,6 +34,15 @@ def cache_items(k: Kit, arches: Sequence[str] | None = None, *, locked: bool = F
     return items
 
 
+def kit_vars(k: Kit) -> dict[str, Any]:
+    """What the roles get from the cache side of the contract: `kit.artifacts` (each release
+    file the enabled layers need: cache path, sha256, version) and `kit.images` (every
+    image's reference at the configured versions)."""
+    resolved = k.resolve()
+    manifest = cache_manifest.load_manifest([paths.MANIFEST, paths.DEBS_MANIFEST, *resolved.overlays])
+    return {"artifacts": cache_manifest.role_vars(cache_items(k)), "images": cache_manifest.image_refs(manifest, resolved.config.versions.model_dump())}
+
+
 def fetch(k: Kit, arches: Sequence[str] | None = None, *, locked: bool = False, jobs: int = 4) -> cache_fetch.FetchReport:
     """Fetch what the cache lacks for the config, pinning on first fetch; stop with every
     error at the end (nothing half-written: each file lands only once verified)."""

@@ -9,8 +9,9 @@ none when it is off); every node gets
 is available to every play as ``kit``.
 
 ``kit`` is the contract between the Python side and the roles: the resolved config
-(``Resolved.to_dict()``), ``kit.artifacts`` (``labkit.cache.manifest.role_vars``) and
-``kit.schema_version``. The preflight role refuses an inventory of another version, and
+(``Resolved.to_dict()``), ``kit.artifacts`` (``labkit.cache.manifest.role_vars``: the
+release files in the cache), ``kit.images`` (``labkit.cache.manifest.image_refs``: every
+image reference, written only in the artifact manifest) and ``kit.schema_version``. The preflight role refuses an inventory of another version, and
 a unit test holds every ``kit.…`` the roles read against what is rendered here. Bump
 ``KIT_VARS_VERSION`` when a key the roles read changes its meaning or goes away.
 """
@@ -25,14 +26,22 @@ import yaml
 from labkit.cluster.vagrant import SshEndpoint
 from labkit.errors import KitError
 
-KIT_VARS_VERSION = 1
+KIT_VARS_VERSION = 2  # 2: kit.images (the roles no longer write image references)
 GROUP_OF_ROLE = {"control-plane": "control_plane", "worker": "workers"}
 # Vagrant VMs get new host keys on every `up`: do not pin them in known_hosts.
 VAGRANT_SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
 
 
-def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *, vagrant: bool = True, artifacts: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The inventory as a dict (YAML inventory format); ``artifacts`` become ``kit.artifacts``."""
+def render(
+    resolved: Mapping[str, Any],
+    endpoints: Mapping[str, SshEndpoint],
+    *,
+    vagrant: bool = True,
+    artifacts: Mapping[str, Any] | None = None,
+    images: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The inventory as a dict (YAML inventory format); ``artifacts`` and ``images`` become
+    ``kit.artifacts`` and ``kit.images``."""
     groups: dict[str, dict[str, Any]] = {group: {"hosts": {}} for group in GROUP_OF_ROLE.values()}
     missing = [n["name"] for n in resolved["nodes"] if n["name"] not in endpoints]
     if missing:
@@ -57,10 +66,11 @@ def render(resolved: Mapping[str, Any], endpoints: Mapping[str, SshEndpoint], *,
     # One group per layer of the ladder, holding every node when that layer is on and none
     # when it is off: the layer playbooks target `cluster:&layer_<name>`, so a layer that
     # is off runs no task at all.
+    kit = {**resolved, "schema_version": KIT_VARS_VERSION, "artifacts": dict(artifacts or {}), "images": dict(images or {})}
     layer_groups: dict[str, dict[str, Any]] = {f"layer_{layer}": {"children": {"cluster": {}}} if on else {"hosts": {}} for layer, on in resolved.get("layers", {}).items()}
     return {
         "all": {
-            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": {**resolved, "schema_version": KIT_VARS_VERSION, "artifacts": dict(artifacts or {})}},
+            "vars": {"ansible_python_interpreter": "/usr/bin/python3", "kit": kit},
             "children": {"cluster": {"children": groups}, **layer_groups},
         }
     }

@@ -59,8 +59,7 @@ def doctor(k: Kit) -> list[Check]:
 def write_inventory(k: Kit, resolved: Resolved) -> Path:
     names = [n.name for n in resolved.nodes]
     endpoints = k.vagrant().ssh_config(names)
-    artifacts = cache_manifest.role_vars(supply.cache_items(k))
-    atomic_write(k.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints, artifacts=artifacts)), 0o600)
+    atomic_write(k.inventory_path, inventory.dump(inventory.render(resolved.to_dict(), endpoints, **supply.kit_vars(k))), 0o600)
     return k.inventory_path
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from labkit.cache import manifest, supply
+from labkit.cache import supply
 from labkit.cluster.kit import Kit
 from labkit.dev import image
 from labkit.errors import KitError
@@ -32,7 +32,7 @@ NETNS = "labkit-molecule"
 PORT = 8790
 
 
-def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[manifest.Item]:
+def prepare_cache(k: Kit, say: Callable[[str], None]) -> None:
     """Build the upstream double if its overlay is missing, then fetch what the cache lacks
     from it, the way `./kit up` does on a connected machine (pins on first fetch)."""
     from labkit.cache import serve
@@ -44,7 +44,6 @@ def prepare_cache(k: Kit, say: Callable[[str], None]) -> list[manifest.Item]:
         double.build_for(k)
     with serve.serving(resolved.overlays[0].parent, "127.0.0.1", double.PORT):
         supply.fetch(k)
-    return supply.cache_items(k)
 
 
 def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None] = print) -> dict[str, float]:
@@ -53,7 +52,7 @@ def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None]
     times: dict[str, float] = {}
     k = Kit(config_path=ROOT / "tests/e2e/ci-cluster.yml", state_dir=ROOT / ".state/molecule", say=say)
     t = time.monotonic()
-    items = prepare_cache(k, say)
+    prepare_cache(k, say)
     times["fill the cache"] = time.monotonic() - t
     resolved = k.resolve()
     server = None
@@ -66,7 +65,7 @@ def run_suite(scenarios: tuple[str, ...] = SCENARIOS, say: Callable[[str], None]
             ["ip", "netns", "exec", NETNS, sys.executable, "-m", "labkit.cache.serve", str(resolved.cache_dir), "--host", "127.0.0.1", "--port", str(PORT)],
             stdout=subprocess.DEVNULL,
         )
-        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT}"}, "artifacts": manifest.role_vars(items)}}
+        kit_vars = {"kit": {"cache": {"url": f"http://127.0.0.1:{PORT}", "registry": f"127.0.0.1:{PORT}"}, **supply.kit_vars(k)}}
         vars_file = k.state_dir / "molecule-vars.yml"
         vars_file.parent.mkdir(parents=True, exist_ok=True)
         vars_file.write_text(yaml.safe_dump(kit_vars))

@@ -33,7 +33,7 @@ def _cache_problem(k: Kit) -> str | None:
         entries = [line.strip(" -") for line in str(exc).splitlines() if line.startswith("  - ")]
         return f"{len(entries)} artifact(s) have no pinned checksum yet, e.g. {entries[0] if entries else exc}"
     missing = [i.name for i in items if store.state_of(k.resolve().cache_dir, i) != "present"]
-    return f"the artifact cache lacks {len(missing)} item(s), e.g. {', '.join(missing[:3])}: run `./kit fetch.fetch`" if missing else None
+    return f"the artifact cache lacks {len(missing)} item(s), e.g. {', '.join(missing[:3])}: run `./kit cache.fetch`" if missing else None
 
 
 def k8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:

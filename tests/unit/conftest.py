@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
+from labkit.cache import manifest as cache_manifest
 from labkit.cluster import inventory, runner
 from labkit.cluster.config import load
 from labkit.cluster.resolved import HostContext
 from labkit.cluster.vagrant import SshEndpoint
+from labkit.paths import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[1].parent
 
@@ -26,7 +28,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copy(ROOT / "sandbox.yml", tmp / "sandbox.yml")  # without a developer's sandbox.local.yml
     resolved = load(tmp / "sandbox.yml", HostContext()).to_dict()
     endpoints = {n["name"]: SshEndpoint("127.0.0.1", 22, "vagrant", "") for n in resolved["nodes"]}
-    inv = inventory.render(resolved, endpoints, vagrant=False)
+    images = cache_manifest.image_refs(cache_manifest.load_manifest([MANIFEST]), resolved["versions"])
+    inv = inventory.render(resolved, endpoints, vagrant=False, images=images)
     for group in inv["all"]["children"]["cluster"]["children"].values():
         for host in group["hosts"].values():
             host["ansible_connection"] = "local"

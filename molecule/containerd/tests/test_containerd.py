@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+import yaml
+
+
+def kit_vars():
+    """The `kit` variable the converge read (written by `./kit test.molecule`)."""
+    return yaml.safe_load(Path(os.environ["LABKIT_MOLECULE_VARS"]).read_text())["kit"]
 
 
 def test_containerd_runs_and_starts_at_boot(host):
@@ -35,7 +44,9 @@ def test_config_uses_systemd_cgroups_and_the_pinned_sandbox(host):
     config = host.file("/etc/containerd/config.toml")
     assert config.mode == 0o644
     assert "SystemdCgroup = true" in config.content_string
-    assert 'sandbox = "registry.k8s.io/pause:3.10.2"' in config.content_string
+    pause = kit_vars()["images"]["image-pause"]  # the artifact manifest's reference
+    assert pause.startswith("registry.k8s.io/pause:")
+    assert f'sandbox = "{pause}"' in config.content_string
 
 
 def test_cri_plugin_is_loaded(host):

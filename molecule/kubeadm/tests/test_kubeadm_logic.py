@@ -7,9 +7,17 @@ cluster, each worker joined once, a fresh token was created only for the runs th
 worker, and the join configuration (it holds the token) is gone.
 """
 
+import os
+from pathlib import Path
+
 import yaml
 
 LOG = "/var/log/kubeadm-double.log"
+
+
+def kit_images():
+    """The `kit.images` the converge read (written by `./kit test.molecule`)."""
+    return yaml.safe_load(Path(os.environ["LABKIT_MOLECULE_VARS"]).read_text())["kit"]["images"]
 
 
 def calls(host, verb):
@@ -29,6 +37,9 @@ def test_init_ran_once_then_again_only_after_the_interrupted_one_was_reset(host)
     assert config.mode == 0o600
     init = next(d for d in yaml.safe_load_all(config.content_string) if d["kind"] == "InitConfiguration")
     assert init["localAPIEndpoint"]["advertiseAddress"] == "192.168.59.11"
+    cluster = next(d for d in yaml.safe_load_all(config.content_string) if d["kind"] == "ClusterConfiguration")
+    etcd = kit_images()["image-etcd"]  # the artifact manifest's reference: repository and tag
+    assert f"{cluster['imageRepository']}/etcd:{cluster['etcd']['local']['imageTag']}" == etcd
     assert host.file("/root/.kube/config").mode == 0o600
 
 

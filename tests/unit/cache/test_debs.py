@@ -66,6 +66,20 @@ def test_packages_belong_to_the_layer_of_their_role() -> None:
     assert "python3-kubernetes" in per_layer["kubernetes"]
     assert contract.role_layer("kubeadm_control_plane") == "kubernetes"
     assert contract.role_layer("node_base") == "node"
+    assert contract.role_layer("kubernetes_common") == "kubernetes"  # a dependency of cni_flannel, not named by a playbook
+
+
+def test_a_role_only_a_dependency_belongs_to_the_layer_of_its_first_dependent(tmp_path: Path) -> None:
+    books, roles = tmp_path / "playbooks", tmp_path / "roles"
+    books.mkdir()
+    (books / "istio.yml").write_text("- hosts: all\n  roles: [{role: mesh}]\n")
+    (books / "knative.yml").write_text("- hosts: all\n  roles: [serve]\n")
+    for role, deps in {"mesh": "[{role: shared}]", "serve": "[shared]", "shared": "[]", "loose": "[]"}.items():
+        (roles / role / "meta").mkdir(parents=True)
+        (roles / role / "meta/main.yml").write_text(f"dependencies: {deps}\n")
+    assert contract.role_layer("shared", books, roles) == "istio"
+    assert contract.role_layer("serve", books, roles) == "knative"
+    assert contract.role_layer("loose", books, roles) == "node"
 
 
 def test_every_role_package_is_pinned_in_the_deb_manifest() -> None:

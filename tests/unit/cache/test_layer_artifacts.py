@@ -1,90 +1,118 @@
-"""The artifact manifest covers everything the roles reference: files and images.
+"""The artifact manifest is the one place images and release files are written, and it
+covers everything the roles use.
 
-Images are collected from the roles themselves (every `*_image`/`*_images` default and
-the control plane images kubeadm derives from its rendered settings), files from every
-`kit.artifacts.<name>` the roles read; each must be in labkit/artifacts.yml for amd64
-and arm64, so a connected machine can fill the cache for an offline class.
+The roles name artifacts (`kit.artifacts.<name>`, `kit.images['<name>']`) and never write
+an image reference themselves; every name they read must be in labkit/artifacts.yml for
+amd64 and arm64, so a connected machine can fill the cache for an offline class. The
+images kubeadm and Istio's charts derive from the rendered settings (repository, tags,
+hub) must be images the manifest lists.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from labkit import paths
 from labkit.cache import manifest as cache_manifest
-from tests.unit.k8s_schemas import load_filters
+from labkit.errors import KitError
 
 ROOT = Path(__file__).resolve().parents[3]
-filters = load_filters()
+# registry host with a dot, a repository path, a tag: docker.io/library/busybox:1.37.0
+LITERAL_IMAGE = re.compile(r"\b(?:[a-z0-9-]+\.)+[a-z]{2,}(?::\d+)?/[a-z0-9._/-]+:[A-Za-z0-9._-]+")
 
 
-def role_defaults() -> dict[str, object]:
-    merged: dict[str, object] = {}
-    for path in sorted(ROOT.glob("roles/*/defaults/main.yml")):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    return merged
+def role_files() -> list[Path]:
+    return sorted(p for p in (ROOT / "roles").rglob("*") if p.suffix in {".yml", ".j2"})
 
 
-def referenced_images() -> list[str]:
-    d = role_defaults()
-    refs: list[str] = []
-    for key, value in d.items():
-        if key.endswith("_images") and isinstance(value, list):
-            refs += [str(v) for v in value]
-        elif key.endswith("_images") and isinstance(value, dict):  # images per add-on
-            refs += [str(v) for images in value.values() for v in images]
-        elif key.endswith("_image") and isinstance(value, str) and "{{" not in value:
-            refs.append(value)
-    config = yaml.safe_load((ROOT / "sandbox.yml").read_text())
-    repo, version = d["kubeadm_control_plane_image_repository"], config["versions"]["kubernetes"]
-    refs += [f"{repo}/{c}:v{version}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]
-    refs += [f"{repo}/coredns/coredns:{d['kubeadm_control_plane_coredns_tag']}", f"{repo}/etcd:{d['kubeadm_control_plane_etcd_tag']}"]
-    return [filters.normalize_image(r) for r in refs]
+def names_read(kind: str) -> set[str]:
+    text = "\n".join(p.read_text() for p in role_files())
+    return set(re.findall(rf"kit\.{kind}\.(\w+)", text)) | set(re.findall(rf"kit\.{kind}\['([\w-]+)'\]", text))
 
 
-def manifest_images() -> dict[str, set[str]]:
-    m = cache_manifest.load_manifest([paths.MANIFEST])
-    out: dict[str, set[str]] = {}
-    for art in m.artifacts.values():
-        if art.kind == "image":
-            for per_arch in art.versions.values():
-                for arch, dl in per_arch.items():
-                    out.setdefault(dl.url.removeprefix("docker://"), set()).add(arch)
-    return out
+def manifest() -> cache_manifest.Manifest:
+    return cache_manifest.load_manifest([paths.MANIFEST])
 
 
-def test_the_roles_reference_the_images_of_every_component() -> None:
-    refs = referenced_images()
-    for expected in (
-        "registry.k8s.io/kube-apiserver:v1.36.4",
-        "registry.k8s.io/pause:3.10.2",
+def images_of(rendered: dict[str, Any]) -> set[str]:
+    return set(cache_manifest.image_refs(manifest(), rendered["resolved"]["versions"]).values())
+
+
+def test_the_literal_image_pattern_finds_references() -> None:
+    assert LITERAL_IMAGE.findall("image: ghcr.io/flannel-io/flannel:v0.28.9 and docker.io/library/busybox:1.37.0") == [
         "ghcr.io/flannel-io/flannel:v0.28.9",
         "docker.io/library/busybox:1.37.0",
-        "docker.io/istio/proxyv2:1.30.5",
-        "quay.io/kiali/kiali:v2.26",
-        "docker.io/grafana/grafana:12.0.1",
-        "docker.io/jaegertracing/jaeger:2.14.0",
-    ):
-        assert expected in refs
+    ]
+    assert LITERAL_IMAGE.findall("url: {{ kit.cache.url }}/files/x and kit.images['image-pause']") == []
 
 
-@pytest.mark.parametrize("ref", referenced_images())
-def test_every_referenced_image_is_in_the_manifest_for_both_architectures(ref: str) -> None:
-    images = manifest_images()
-    assert ref in images, f"{ref} is referenced by a role but not listed in labkit/artifacts.yml"
-    assert images[ref] >= {"amd64", "arm64"}
+@pytest.mark.parametrize("path", role_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_role_writes_an_image_reference(path: Path) -> None:
+    assert LITERAL_IMAGE.findall(path.read_text()) == [], "write the image in labkit/artifacts.yml and read it as kit.images['<name>']"
+
+
+def test_the_roles_name_the_images_of_every_component() -> None:
+    expected = {"image-pause", "image-flannel", "image-flannel-cni-plugin", "image-coredns", "image-etcd", "image-istio-pilot", "image-busybox", "image-kiali"}
+    assert expected <= names_read("images")
+
+
+@pytest.mark.parametrize("name", sorted(names_read("images")))
+def test_every_image_the_roles_name_is_in_the_manifest_for_both_architectures(name: str) -> None:
+    art = manifest().artifacts.get(name)
+    assert art is not None and art.kind == "image", f"roles read kit.images['{name}'], which labkit/artifacts.yml does not list as an image"
+    for per_arch in art.versions.values():
+        assert set(per_arch) >= {"amd64", "arm64"}, name
 
 
 def test_every_artifact_the_roles_read_is_in_the_manifest() -> None:
-    m = cache_manifest.load_manifest([paths.MANIFEST])
-    text = "\n".join(p.read_text() for p in ROOT.glob("roles/*/defaults/main.yml"))
-    names = set(re.findall(r"kit\.artifacts\.(\w+)", text)) | set(re.findall(r"kit\.artifacts\['([\w-]+)'\]", text))
+    m = manifest()
+    names = names_read("artifacts")
     assert {"kubeadm", "kubelet", "kubectl", "crictl", "flannel_manifest", "metrics_server_manifest", "local_path_manifest", "helm", "istioctl", "istio_base_chart"} <= names
     for name in names:
         assert name in m.artifacts, f"roles read kit.artifacts.{name}, which labkit/artifacts.yml does not list"
         for per_arch in m.artifacts[name].versions.values():
             assert set(per_arch) >= {"amd64", "arm64"} or "all" in per_arch, name
+
+
+def test_the_control_plane_images_kubeadm_derives_are_in_the_manifest(rendered: dict[str, Any]) -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all(rendered["files"]["cp1-kubeadm-init.yaml"]) if d}
+    cluster = docs["ClusterConfiguration"]
+    repo, version = cluster["imageRepository"], cluster["kubernetesVersion"]
+    derived = {f"{repo}/{c}:{version}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")}
+    derived |= {f"{repo}/coredns/coredns:{cluster['dns']['imageTag']}", f"{repo}/etcd:{cluster['etcd']['local']['imageTag']}"}
+    assert derived <= images_of(rendered), derived - images_of(rendered)
+
+
+def test_the_images_istios_charts_derive_are_in_the_manifest(rendered: dict[str, Any]) -> None:
+    values = yaml.safe_load(rendered["files"]["cp1-istiod-values.yaml"])["global"]
+    derived = {f"{values['hub']}/{name}:{values['tag']}" for name in ("pilot", "proxyv2")}
+    assert derived <= images_of(rendered), derived - images_of(rendered)
+
+
+def synthetic(per_arch_urls: dict[str, str], layer: str = "kubernetes") -> cache_manifest.Manifest:
+    downloads = {arch: {"url": url, "sha256": None} for arch, url in per_arch_urls.items()}
+    return cache_manifest.Manifest.model_validate(
+        {
+            "artifacts": {
+                "image-x": {"kind": "image", "layer": layer, "version_key": "x", "versions": {"1.0": downloads}},
+                "tool": {"kind": "file", "layer": "node", "version": "2", "versions": {"2": {"amd64": {"url": "https://e.test/tool", "sha256": None}}}},
+            }
+        }
+    )
+
+
+def test_image_refs_name_every_image_at_the_configured_version_whichever_layers_are_on() -> None:
+    m = synthetic({"amd64": "docker://r.test/x:v1.0", "arm64": "docker://r.test/x:v1.0"}, layer="istio")
+    assert cache_manifest.image_refs(m, {"x": "1.0"}) == {"image-x": "r.test/x:v1.0"}  # images only, no scheme
+    assert cache_manifest.image_refs(m, {"x": "9.9"}) == {}  # no entry: the plan refuses it when its layer is on
+
+
+def test_image_refs_refuse_an_image_that_differs_per_architecture() -> None:
+    m = synthetic({"amd64": "docker://r.test/x:v1.0", "arm64": "docker://r.test/x-arm:v1.0"})
+    with pytest.raises(KitError, match="a different image per architecture"):
+        cache_manifest.image_refs(m, {"x": "1.0"})

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from labkit import paths
+from labkit.cache import manifest as cache_manifest
 from tests.unit.k8s_schemas import k8s_errors, load_filters
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +58,18 @@ def flannel_docs() -> list[dict[str, Any]]:
 
 
 def defaults(role: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "roles" / role / "defaults/main.yml").read_text())
+    """The role's defaults as Ansible templates them, with the `kit.images` the kit renders
+    from the artifact manifest (the roles write no image reference of their own)."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+
+    data = DataLoader().load_from_file(str(ROOT / "roles" / role / "defaults/main.yml"), trusted_as_template=True)  # as Ansible loads role defaults
+    versions = yaml.safe_load((ROOT / "sandbox.yml").read_text())["versions"]
+    kit = {"images": cache_manifest.image_refs(cache_manifest.load_manifest([paths.MANIFEST]), versions)}
+    templar = Templar(loader=DataLoader(), variables={"kit": kit})
+    # what reads only kit.images (or nothing) is templated; the rest is left out
+    # (as plain Python values: json drops Ansible's tags)
+    return {key: json.loads(json.dumps(templar.template(value))) for key, value in data.items() if "{{" not in str(value) or "{{ kit.images" in str(value)}
 
 
 def test_flannel_is_bound_to_every_private_address_and_the_pod_range() -> None:

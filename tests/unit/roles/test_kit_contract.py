@@ -19,7 +19,9 @@ from labkit.cluster.resolved import HostContext
 from labkit.cluster.vagrant import SshEndpoint
 from labkit.paths import MANIFEST, PLAYBOOKS, ROLES, ROOT
 
-READ = re.compile(r"\bkit((?:\.[a-z_][a-z0-9_]*)+)")
+# kit.a.b and kit.a['b-c'] (artifact and image names may hold dashes).
+READ = re.compile(r"\bkit((?:\.[a-z_][a-z0-9_]*|\['[A-Za-z0-9_.-]+'\])+)")
+STEP = re.compile(r"\.([a-z_][a-z0-9_]*)|\['([A-Za-z0-9_.-]+)'\]")
 
 
 def rendered_kit(tmp_path: Path) -> dict[str, Any]:
@@ -30,7 +32,8 @@ def rendered_kit(tmp_path: Path) -> dict[str, Any]:
     addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
     items = cache_manifest.plan(manifest, resolved.config.versions.model_dump(), [*resolved.enabled_layers(), "labs"], "amd64", addons=addons)
     endpoints = {n.name: SshEndpoint("127.0.0.1", 22, "vagrant", "") for n in resolved.nodes}
-    inv = inventory.render(resolved.to_dict(), endpoints, artifacts=cache_manifest.role_vars(items))
+    images = cache_manifest.image_refs(manifest, resolved.config.versions.model_dump())
+    inv = inventory.render(resolved.to_dict(), endpoints, artifacts=cache_manifest.role_vars(items), images=images)
     return inv["all"]["vars"]["kit"]
 
 
@@ -40,13 +43,14 @@ def reads() -> dict[str, list[str]]:
     files = [*ROLES.rglob("*.yml"), *ROLES.rglob("*.j2"), *PLAYBOOKS.glob("*.yml")]
     for path in files:
         for m in READ.finditer(path.read_text()):
-            found.setdefault(m.group(1).lstrip("."), []).append(str(path.relative_to(ROOT)))
+            dotted = ".".join(a or b for a, b in STEP.findall(m.group(1)))
+            found.setdefault(dotted, []).append(str(path.relative_to(ROOT)))
     return found
 
 
 def test_the_roles_read_some_kit_variables() -> None:
     paths = reads()
-    assert "cache.url" in paths and "artifacts.containerd" in paths  # the scan itself works
+    assert "cache.url" in paths and "artifacts.containerd" in paths and "images.image-pause" in paths  # the scan itself works
 
 
 @pytest.mark.parametrize("dotted", sorted(reads()))
