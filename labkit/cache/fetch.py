@@ -141,6 +141,97 @@ def _mismatch(item: Item, expected: Pin, got: str, fetched_from: str) -> KitErro
     )
 
 
+@dataclass
+class _Fetcher:
+    """One fetch run's shared state; one method per way an item reaches the cache."""
+
+    cache_dir: Path
+    mirrors: Mirrors
+    lock: Lock
+    reporter: Reporter
+    registry: RegistryClient
+    moved: Callable[[Item, Mirrors], Pin] | None
+    stop: threading.Event
+    timeout: float
+
+    def get(self, item: Item) -> Outcome:
+        if self.stop.is_set():
+            raise Interrupted("interrupted")
+        return self.get_image(item) if item.kind == "image" else self.get_file(item)
+
+    def record(self, item: Item, pin: Pin) -> Pin:
+        return self.lock.record(item.name, item.pinned_version or item.version, item.arch, pin)
+
+    def get_image(self, item: Item) -> Outcome:
+        if not item.url.startswith("docker://"):
+            raise KitError(f"{item.name}: {how_to_get(item)}")
+        ref = ImageRef.parse(item.url)
+        pin, new = item.pin, False
+        if item.sha256 is None:
+            digest = self.registry.platform_digest(ref, item.arch).removeprefix("sha256:")
+            pin, new = Pin(digest, "registry", item.url, evidence=f"{ref} linux/{item.arch}"), True
+        if pin is None:
+            raise KitError(f"{item.key}: no pin")
+        self.reporter.start(item, None)
+        self.registry.pull(ref, f"sha256:{pin.sha256}", self.cache_dir / "oci", lambda n: self.reporter.advance(item, n), arch=item.arch)
+        if new:
+            pin = self.record(item, pin)
+        origin = ref.registry if ref.registry not in self.mirrors.registries else f"mirror of {ref.registry}"
+        return Outcome(item, "fetched", origin, pin, new)
+
+    def pull_images(self, item: Item, target: Path) -> None:
+        if item.pulls_images:
+            for ref_text in digest_refs(target.read_text()):
+                self.registry.pull_pinned(ImageRef.parse(ref_text), item.arch, self.cache_dir / "oci", lambda n: self.reporter.advance(item, n))
+
+    def get_file(self, item: Item) -> Outcome:
+        expected, new = item.pin, False
+        if expected is None:
+            expected, new = published_pin(item, self.mirrors, self.timeout), True
+        target = self.cache_dir / item.relpath()
+        if expected is not None and not new and target.is_file() and sha256_of(target) == expected.sha256:
+            self.pull_images(item, target)  # the file is here; only the images it pins are not
+            return Outcome(item, "fetched", "the cache", expected)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.{item.arch}.part")  # one per item: a .deb for "all" is one file for two arches
+        fetched_from = self.mirrors.rewrite(item.url)
+        try:
+            _download(fetched_from, part, lambda total: self.reporter.start(item, total), lambda n: self.reporter.advance(item, n), self.timeout, self.stop)
+        except _HTTPStatus as exc:
+            if exc.code in (404, 410) and item.kind == "deb" and self.moved is not None:
+                return self.get_moved_deb(item)
+            raise KitError(f"{item.name}: {exc}") from None
+        expected = self.accept(item, part, expected, new, fetched_from)
+        part.replace(target)
+        self.pull_images(item, target)
+        return Outcome(item, "fetched", self.mirrors.describe(item.url), expected, new)
+
+    def accept(self, item: Item, part: Path, expected: Pin | None, new: bool, fetched_from: str) -> Pin:
+        """The pin a downloaded file is kept under: its pin when the bytes match it, else a
+        first-fetch pin recorded in the lock; a mismatch removes the download and raises."""
+        got = sha256_of(part)
+        if expected is not None and got != expected.sha256:
+            part.unlink()
+            raise _mismatch(item, expected, got, fetched_from)
+        if expected is None:
+            expected = Pin(got, "download", item.url, evidence=f"sha256 of the download from {fetched_from}")
+        if new:
+            try:
+                expected = self.record(item, expected)
+            except KitError:
+                part.unlink()
+                raise
+        return expected
+
+    def get_moved_deb(self, item: Item) -> Outcome:
+        if self.moved is None:
+            raise KitError(f"{item.key}: the pinned .deb is gone from the mirror")
+        pin = self.moved(item, self.mirrors)
+        now_item = replace(item, url=pin.fetch_url, version=pin.version, sha256=pin.sha256, pin=pin, pinned_version=item.pinned_version or item.version)
+        outcome = self.get_file(now_item)
+        return Outcome(now_item, "fetched", outcome.origin, self.record(now_item, pin), True)
+
+
 def fetch(
     cache_dir: Path,
     items: Sequence[Item],
@@ -160,10 +251,10 @@ def fetch(
     pinned .deb is gone from the mirror; ``states`` is ``status()`` when the caller has it
     already (every file is hashed once). Errors are collected, never raised."""
     mirrors = mirrors or Mirrors()
-    lock = lock or Lock(cache_dir)
     reporter = reporter or Reporter()
     stop = stop or threading.Event()
     registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout, stop=stop)
+    fetcher = _Fetcher(cache_dir, mirrors, lock or Lock(cache_dir), reporter, registry, moved, stop, timeout)
     outcomes: list[Outcome] = []
     todo = []
     for item, st in states if states is not None else status(cache_dir, items):
@@ -173,85 +264,13 @@ def fetch(
         else:
             todo.append(item)
     errors: list[str] = []
-
-    def record(item: Item, pin: Pin) -> Pin:
-        return lock.record(item.name, item.pinned_version or item.version, item.arch, pin)
-
-    def get_image(item: Item) -> Outcome:
-        if not item.url.startswith("docker://"):
-            raise KitError(f"{item.name}: {how_to_get(item)}")
-        ref = ImageRef.parse(item.url)
-        pin, new = item.pin, False
-        if item.sha256 is None:
-            digest = registry.platform_digest(ref, item.arch).removeprefix("sha256:")
-            pin, new = Pin(digest, "registry", item.url, evidence=f"{ref} linux/{item.arch}"), True
-        if pin is None:
-            raise KitError(f"{item.key}: no pin")
-        reporter.start(item, None)
-        registry.pull(ref, f"sha256:{pin.sha256}", cache_dir / "oci", lambda n: reporter.advance(item, n), arch=item.arch)
-        if new:
-            pin = record(item, pin)
-        return Outcome(item, "fetched", ref.registry if ref.registry not in mirrors.registries else f"mirror of {ref.registry}", pin, new)
-
-    def pull_images(item: Item, target: Path) -> None:
-        if item.pulls_images:
-            for ref_text in digest_refs(target.read_text()):
-                registry.pull_pinned(ImageRef.parse(ref_text), item.arch, cache_dir / "oci", lambda n: reporter.advance(item, n))
-
-    def get_file(item: Item) -> Outcome:
-        expected, new = item.pin, False
-        if expected is None:
-            expected, new = published_pin(item, mirrors, timeout), True
-        target = cache_dir / item.relpath()
-        if expected is not None and not new and target.is_file() and sha256_of(target) == expected.sha256:
-            pull_images(item, target)  # the file is here; only the images it pins are not
-            return Outcome(item, "fetched", "the cache", expected)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f".{target.name}.{item.arch}.part")  # one per item: a .deb for "all" is one file for two arches
-        fetched_from = mirrors.rewrite(item.url)
-        try:
-            _download(fetched_from, part, lambda total: reporter.start(item, total), lambda n: reporter.advance(item, n), timeout, stop)
-        except _HTTPStatus as exc:
-            if exc.code in (404, 410) and item.kind == "deb" and moved is not None:
-                return get_moved_deb(item)
-            raise KitError(f"{item.name}: {exc}") from None
-        got = sha256_of(part)
-        if expected is not None and got != expected.sha256:
-            part.unlink()
-            raise _mismatch(item, expected, got, fetched_from)
-        if expected is None:
-            expected = Pin(got, "download", item.url, evidence=f"sha256 of the download from {fetched_from}")
-        if new:
-            try:
-                expected = record(item, expected)
-            except KitError:
-                part.unlink()
-                raise
-        part.replace(target)
-        pull_images(item, target)
-        return Outcome(item, "fetched", mirrors.describe(item.url), expected, new)
-
-    def get_moved_deb(item: Item) -> Outcome:
-        if moved is None:
-            raise KitError(f"{item.key}: the pinned .deb is gone from the mirror")
-        pin = moved(item, mirrors)
-        now_item = replace(item, url=pin.fetch_url, version=pin.version, sha256=pin.sha256, pin=pin, pinned_version=item.pinned_version or item.version)
-        outcome = get_file(now_item)
-        return Outcome(now_item, "fetched", outcome.origin, record(now_item, pin), True)
-
-    def get(item: Item) -> Outcome:
-        if stop.is_set():
-            raise Interrupted("interrupted")
-        return get_image(item) if item.kind == "image" else get_file(item)
-
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    futures = {pool.submit(get, item): item for item in todo}
+    futures = {pool.submit(fetcher.get, item): item for item in todo}
     try:
         for future in as_completed(futures):
             item = futures[future]
             try:
-                outcome = future.result()
-                outcomes.append(outcome)
+                outcomes.append(future.result())
                 reporter.done(item, "fetched")
             except KitError as exc:
                 message = str(exc) if str(exc).startswith(item.name) or item.key in str(exc) else f"{item.key}: {exc}"

@@ -153,19 +153,9 @@ def plan(
         if dl is None:
             missing.append(f"{name} {version} for {arch}")
             continue
-        item = Item(name, version, arch, art.kind, dl.url, dl.sha256, art.standin, art.pulls_images, dl.checksum_url, dl.chart_index)
-        if dl.sha256 is not None:
-            item = replace(item, pin=Pin(dl.sha256, "repository", dl.url))
-        else:
+        if dl.sha256 is None:
             unpinned.append(f"{name} {version} ({arch})")
-            held = lock.get(name, version, arch) if lock else None
-            if held is not None and held.url == dl.url:
-                item = replace(item, sha256=held.sha256, pin=held)
-        if art.kind == "deb" and lock is not None:
-            moved = lock.get(name, version, arch)
-            if moved is not None and moved.source == "debian-index" and moved.fetch_url:
-                item = replace(item, url=moved.fetch_url, sha256=moved.sha256, version=moved.version, pin=moved, pinned_version=version)
-        items.append(item)
+        items.append(_pinned_item(Item(name, version, arch, art.kind, dl.url, dl.sha256, art.standin, art.pulls_images, dl.checksum_url, dl.chart_index), lock))
     if missing:
         raise KitError(
             "the artifact manifest has no entry for:\n"
@@ -179,6 +169,22 @@ def plan(
             + "\nPin them first (`./kit cache.fetch`, then `./kit cache.pin` and review labkit/artifacts.yml), or drop --locked."
         )
     return items
+
+
+def _pinned_item(item: Item, lock: Lock | None) -> Item:
+    """The item with its pin: the repository's, else the lock's for the same URL; a Debian
+    package that moved on in the mirror is fetched at the version its lock entry names."""
+    if item.sha256 is not None:
+        item = replace(item, pin=Pin(item.sha256, "repository", item.url))
+    else:
+        held = lock.get(item.name, item.version, item.arch) if lock else None
+        if held is not None and held.url == item.url:
+            item = replace(item, sha256=held.sha256, pin=held)
+    if item.kind == "deb" and lock is not None:
+        moved = lock.get(item.name, item.version, item.arch)
+        if moved is not None and moved.source == "debian-index" and moved.fetch_url:
+            item = replace(item, url=moved.fetch_url, sha256=moved.sha256, version=moved.version, pin=moved, pinned_version=item.version)
+    return item
 
 
 def image_refs(manifest: Manifest, versions: Mapping[str, str]) -> dict[str, str]:

@@ -7,6 +7,10 @@ machine-id so clones differ), write it into a partitionless ext4 image converted
 compressed qcow2, and boot it with a direct kernel boot (kernel and initrd ship in the
 box).  Every step writes into a scratch folder; the finished ``.box`` is moved into
 place at the end, so an interrupted build leaves nothing half-done behind.
+
+The module is longer than most (~340 lines) because the recipe's constants (the packages,
+the masked units, the box's Vagrantfile, the first-boot unit) are written here, beside
+the steps that use them: the recipe reads in one file.
 """
 
 from __future__ import annotations
@@ -270,28 +274,33 @@ def build(spec: BoxSpec, cache_dir: Path, *, force: bool = False, say: Callable[
 
 
 def _build_in(work: Path, spec: BoxSpec, target: Path, pubkey: str, say: Callable[[str], None]) -> None:
-    root = work / "rootfs"
     t0 = time.monotonic()
-    say(f"[1/4] debootstrap {spec.suite} ({len(BOX_PACKAGES)} packages) from {spec.mirror} — takes a few minutes")
-    run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--arch={spec.arch}",
-            "--include=" + ",".join(BOX_PACKAGES),
-            spec.suite,
-            root,
-            spec.mirror,
-        ],
-        capture=True,
-        what="debootstrap",
-    )
+    steps: list[tuple[str, Callable[[], None]]] = [
+        (f"debootstrap {spec.suite} ({len(BOX_PACKAGES)} packages) from {spec.mirror} — takes a few minutes", lambda: _debootstrap(work / "rootfs", spec, say)),
+        ("configure the base box (vagrant user, network, small initramfs)", lambda: _base_box(work, pubkey)),
+        (f"write the {DISK_GIB} GiB ext4 image and compress it to qcow2", lambda: _disk_image(work)),
+        ("pack the box", lambda: _pack(work, spec, target)),
+    ]
+    for n, (what, step) in enumerate(steps, 1):
+        t = time.monotonic()
+        say(f"[{n}/{len(steps)}] {what}")
+        step()
+        say(f"      done in {time.monotonic() - t:.0f} s")
+    say(f"box built in {time.monotonic() - t0:.0f} s: {target} ({target.stat().st_size / 1e6:.0f} MB)")
+
+
+def _debootstrap(root: Path, spec: BoxSpec, say: Callable[[str], None]) -> None:
+    argv = ["debootstrap", "--variant=minbase", f"--arch={spec.arch}", "--include=" + ",".join(BOX_PACKAGES), spec.suite, root, spec.mirror]
+    run(argv, capture=True, what="debootstrap")
     left = unmount_below(root)
     if left:
         say(f"      debootstrap left {', '.join(left)} mounted: unmounted")
-    say(f"      done in {time.monotonic() - t0:.0f} s")
-    t1 = time.monotonic()
-    say("[2/4] configure the base box (vagrant user, network, small initramfs)")
+
+
+def _base_box(work: Path, pubkey: str) -> None:
+    """The root file system made a Vagrant base box; its kernel and initrd copied out (the
+    box boots them directly)."""
+    root = work / "rootfs"
     configure_rootfs(root, pubkey)
     _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", "--uid", "1000", "vagrant", what="useradd vagrant")
     _chroot(root, "chown", "-R", "vagrant:vagrant", "/home/vagrant", what="chown /home/vagrant")
@@ -306,18 +315,19 @@ def _build_in(work: Path, spec: BoxSpec, target: Path, pubkey: str, say: Callabl
         raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-amd64 installable from the mirror?")
     shutil.copy2(kernels[-1], work / "vmlinuz")
     shutil.copy2(initrds[-1], work / "initrd.img")
-    say(f"      done in {time.monotonic() - t1:.0f} s")
-    t2 = time.monotonic()
-    say(f"[3/4] write the {DISK_GIB} GiB ext4 image and compress it to qcow2")
-    raw = work / "root.ext4"
+
+
+def _disk_image(work: Path) -> None:
+    root, raw = work / "rootfs", work / "root.ext4"
     with raw.open("wb") as fh:
         fh.truncate(DISK_GIB * 1024**3)
     unmount_below(root)  # a chroot step may have mounted something too: mkfs.ext4 -d copies the tree
     run(["mkfs.ext4", "-q", "-L", "root", "-d", root, raw], capture=True, what="mkfs.ext4")
     run(["qemu-img", "convert", "-c", "-O", "qcow2", raw, work / "box.img"], capture=True, what="qemu-img convert")
     raw.unlink()
-    say(f"      done in {time.monotonic() - t2:.0f} s")
-    say("[4/4] pack the box")
+
+
+def _pack(work: Path, spec: BoxSpec, target: Path) -> None:
     (work / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GIB, "labkit_recipe": spec.recipe_id()}))
     (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
     partial = work / "out.box"
@@ -327,4 +337,3 @@ def _build_in(work: Path, spec: BoxSpec, target: Path, pubkey: str, say: Callabl
     for stale in target.parent.glob(f"{spec.name.replace('/', '-')}-{spec.suite}-{spec.arch}-*.box"):
         stale.unlink()
     partial.replace(target)
-    say(f"box built in {time.monotonic() - t0:.0f} s: {target} ({target.stat().st_size / 1e6:.0f} MB)")

@@ -203,54 +203,60 @@ def _meminfo_available_mib() -> int:
     return 0
 
 
-def gather(state_dir: Path) -> HostFacts:
-    """Read the real host, every fact `./kit doctor` checks; ``HostFacts.context()`` is the
-    part config resolution uses, so doctor resolves the config from the same reading."""
-    vagrant_version = None
-    text = _out(["vagrant", "--version"], timeout=60)
-    if text:
-        m = re.search(r"(\d+\.\d+\.\d+)", text)
-        vagrant_version = m.group(1) if m else None
-    plugins = _vagrant_plugins(state_dir) if vagrant_version else ()
-    vbox = _out(["VBoxManage", "--version"])
-    libvirt_ok, libvirt_err = False, "virsh is not installed"
-    if shutil.which("virsh"):
-        try:
-            proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, text=True, timeout=20, check=False)
-            libvirt_ok = proc.returncode == 0
-            libvirt_err = (proc.stderr or proc.stdout).strip().splitlines()[-1] if not libvirt_ok and (proc.stderr or proc.stdout) else ""
-        except subprocess.TimeoutExpired:
-            libvirt_err = "virsh did not answer within 20 s"
+def _vagrant_version() -> str | None:
+    m = re.search(r"(\d+\.\d+\.\d+)", _out(["vagrant", "--version"], timeout=60) or "")
+    return m.group(1) if m else None
+
+
+def _libvirt() -> tuple[bool, str]:
+    """Whether libvirt's system daemon answers, else why not (its last line of output)."""
+    if not shutil.which("virsh"):
+        return False, "virsh is not installed"
+    try:
+        proc = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, text=True, timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        return False, "virsh did not answer within 20 s"
+    said = (proc.stderr or proc.stdout).strip().splitlines()
+    return proc.returncode == 0, (said[-1] if proc.returncode != 0 and said else "")
+
+
+def _cpu_virt_flags() -> bool:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        cpuinfo = ""
-    flags = bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", cpuinfo, re.MULTILINE))
-    probe = state_dir if state_dir.exists() else Path.cwd()
-    disk = shutil.disk_usage(probe).free / 1024**3
-    conf_text = _vbox_conf()
-    ansible_version = None
-    try:
-        from ansible.release import __version__ as ansible_core_version
+        return False
+    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", cpuinfo, re.MULTILINE))
 
-        ansible_version = ansible_core_version
+
+def _ansible_version() -> str | None:
+    try:
+        from ansible.release import __version__
     except ImportError:
-        pass
+        return None
+    return str(__version__)
+
+
+def gather(state_dir: Path) -> HostFacts:
+    """Read the real host, every fact `./kit doctor` checks; ``HostFacts.context()`` is the
+    part config resolution uses, so doctor resolves the config from the same reading."""
+    vagrant_version = _vagrant_version()
+    vbox = _out(["VBoxManage", "--version"])
+    libvirt_ok, libvirt_err = _libvirt()
     return HostFacts(
         system=platform.system(),
         vagrant_version=vagrant_version,
-        vagrant_plugins=plugins,
+        vagrant_plugins=_vagrant_plugins(state_dir) if vagrant_version else (),
         virtualbox_version=vbox.strip() if vbox else None,
         libvirt_reachable=libvirt_ok,
         libvirt_error=libvirt_err,
-        cpu_virt_flags=flags,
+        cpu_virt_flags=_cpu_virt_flags(),
         dev_kvm=Path("/dev/kvm").exists(),
         mem_available_mib=_meminfo_available_mib(),
         cpus=os.cpu_count() or 1,
-        disk_free_gib=disk,
+        disk_free_gib=shutil.disk_usage(state_dir if state_dir.exists() else Path.cwd()).free / 1024**3,
         routes=routes(),
-        vbox_networks_conf=conf_text,
+        vbox_networks_conf=_vbox_conf(),
         python_version=sys.version_info[:2],
-        ansible_version=ansible_version,
+        ansible_version=_ansible_version(),
         arch=arch(),
     )
