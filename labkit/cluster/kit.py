@@ -78,10 +78,17 @@ class Kit:
 
     # ----------------------------------------------------------------- config
     def resolve(self, context: host.HostContext | None = None) -> Resolved:
-        """Load, validate and resolve the config; write the resolved form for the Vagrantfile."""
+        """Load, validate and resolve the config; write the resolved form the Vagrantfile
+        reads, only when it changed (a read-only command such as `status` leaves it be)."""
         if self._resolved is None:
             resolved = load(self.config_path, context or host.context(self.state_dir))
-            atomic_write(self.resolved_path, json.dumps(resolved.to_dict(), indent=2) + "\n")
+            text = json.dumps(resolved.to_dict(), indent=2) + "\n"
+            try:
+                unchanged = self.resolved_path.read_text() == text
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                atomic_write(self.resolved_path, text)
             self._resolved = resolved
         return self._resolved
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 from labkit.cluster.config import deep_merge, load, override_path
 from labkit.cluster.resolved import HostContext
-from tests.unit.configs import VALID, write
+from tests.unit.configs import LIBVIRT_HOST, VALID, write
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -118,3 +119,17 @@ def test_paths_are_what_they_stand_for_and_tilde_is_home(tmp_path: Path, monkeyp
         load(write(tmp_path, VALID + "cache: {dir: a-file, overlays: [a-folder]}\n"), HostContext())
     assert "cache.dir = 'a-file'" in str(err.value) and "is a file, not a folder" in str(err.value)
     assert "cache.overlays[0] = 'a-folder': is a folder, not a manifest file" in str(err.value)
+
+
+def test_resolving_writes_the_vagrantfiles_input_only_when_it_changed(tmp_path: Path) -> None:
+    from labkit.cluster.kit import Kit
+
+    path = write(tmp_path, VALID)
+    Kit(config_path=path, state_dir=tmp_path / "state", say=lambda _: None).resolve(LIBVIRT_HOST)
+    written = tmp_path / "state/resolved.json"
+    os.utime(written, (1, 1))
+    Kit(config_path=path, state_dir=tmp_path / "state", say=lambda _: None).resolve(LIBVIRT_HOST)  # e.g. `status`
+    assert written.stat().st_mtime == 1  # untouched
+    path.write_text(VALID.replace("name: sandbox", "name: other"))
+    Kit(config_path=path, state_dir=tmp_path / "state", say=lambda _: None).resolve(LIBVIRT_HOST)
+    assert json.loads(written.read_text())["name"] == "other"
