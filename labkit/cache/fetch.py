@@ -9,7 +9,7 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,10 +80,18 @@ class Interrupted(KitError):
     pass
 
 
-def _download(url: str, part: Path, expected_size: Callable[[int | None], None], progress: Callable[[int], None], timeout: float, stop: threading.Event) -> None:
+def _download(
+    url: str,
+    part: Path,
+    expected_size: Callable[[int | None], None],
+    progress: Callable[[int], None],
+    timeout: float,
+    stop: threading.Event,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Download ``url`` into ``part``, resuming it with an HTTP Range request."""
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})  # noqa: S310 - URLs come from the manifest
+    request = urllib.request.Request(url, headers={**(headers or {}), **({"Range": f"bytes={have}-"} if have else {})})  # noqa: S310 - URLs come from the manifest
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
             resumed = bool(have) and resp.status == 206
@@ -162,9 +170,18 @@ class _Fetcher:
     def record(self, item: Item, pin: Pin) -> Pin:
         return self.lock.record(item.name, item.pinned_version or item.version, item.arch, pin)
 
+    def from_class(self, item: Item) -> None:
+        """A class server holds only what its cache pins: an item no pin names is not there."""
+        if self.mirrors.peer and item.pin is None:
+            raise KitError(
+                f"{item.key}: {self.mirrors.describe(item.url)} does not hold it (its lock has no pin for it): ask the instructor to run "
+                "`./kit cache.fetch` with the class's sandbox.yml, or leave the class (`./kit classroom.leave`) to fetch it yourself"
+            )
+
     def get_image(self, item: Item) -> Outcome:
         if not item.url.startswith("docker://"):
             raise KitError(f"{item.name}: {how_to_get(item)}")
+        self.from_class(item)
         ref = ImageRef.parse(item.url)
         pin, new = item.pin, False
         if item.sha256 is None:
@@ -185,6 +202,7 @@ class _Fetcher:
                 self.registry.pull_pinned(ImageRef.parse(ref_text), item.arch, self.cache_dir / "oci", lambda n: self.reporter.advance(item, n))
 
     def get_file(self, item: Item) -> Outcome:
+        self.from_class(item)
         expected, new = item.pin, False
         if expected is None:
             expected, new = published_pin(item, self.mirrors, self.timeout), True
@@ -194,9 +212,17 @@ class _Fetcher:
             return Outcome(item, "fetched", "the cache", expected)
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.{item.arch}.part")  # one per item: a .deb for "all" is one file for two arches
-        fetched_from = self.mirrors.rewrite(item.url)
+        fetched_from = self.mirrors.source(item.url, str(item.relpath()))
         try:
-            _download(fetched_from, part, lambda total: self.reporter.start(item, total), lambda n: self.reporter.advance(item, n), self.timeout, self.stop)
+            _download(
+                fetched_from,
+                part,
+                lambda total: self.reporter.start(item, total),
+                lambda n: self.reporter.advance(item, n),
+                self.timeout,
+                self.stop,
+                self.mirrors.headers(fetched_from),
+            )
         except _HTTPStatus as exc:
             if exc.code in (404, 410) and item.kind == "deb" and self.moved is not None:
                 return self.get_moved_deb(item)
@@ -253,7 +279,8 @@ def fetch(
     mirrors = mirrors or Mirrors()
     reporter = reporter or Reporter()
     stop = stop or threading.Event()
-    registry = RegistryClient(endpoints=mirrors.registries, timeout=timeout, stop=stop)
+    registries = {ImageRef.parse(i.url).registry for i in items if i.kind == "image" and i.url.startswith("docker://")}
+    registry = RegistryClient(endpoints=mirrors.registry_endpoints(registries), timeout=timeout, stop=stop, headers=mirrors.headers(mirrors.peer + "/"))
     fetcher = _Fetcher(cache_dir, mirrors, lock or Lock(cache_dir), reporter, registry, moved, stop, timeout)
     outcomes: list[Outcome] = []
     todo = []

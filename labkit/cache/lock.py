@@ -109,10 +109,19 @@ def merge(ours: Mapping[str, Pin], theirs: Mapping[str, Pin]) -> dict[str, Pin]:
 
 def _parse(path: Path) -> dict[str, Pin]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
     except FileNotFoundError:
         return {}
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
+        raise KitError(f"cannot read the cache's lock {path}: {exc}. Fix or remove it (its pins are taken again on the next fetch)") from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path | str) -> dict[str, Pin]:
+    """The pins of a lock file's text (``path`` names it in errors)."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
         raise KitError(f"cannot read the cache's lock {path}: {exc}. Fix or remove it (its pins are taken again on the next fetch)") from exc
     pins = data.get("pins") if isinstance(data, dict) else None
     if not isinstance(pins, dict):
@@ -169,6 +178,18 @@ class Lock:
             self._write(current)
             self._pins = current
         return current[k]
+
+    def adopt(self, theirs: Mapping[str, Pin]) -> int:
+        """Merge another cache's pins into this lock (a class's, a copied cache's), each
+        keeping its source; a different checksum for a key is refused (LockConflict).
+        Returns how many keys were new here."""
+        with self._exclusive():
+            current = _parse(self.path)
+            merged = merge(current, theirs)
+            if merged != current:
+                self._write(merged)
+            self._pins = merged
+        return len(set(merged) - set(current))
 
     def drop(self, keys: list[str]) -> None:
         with self._exclusive():

@@ -88,8 +88,9 @@ class RegistryClient:
     Artifactory's proxy projects have, prefixes the repository); the default is
     ``https://<registry>``."""
 
-    def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60, stop: threading.Event | None = None) -> None:
+    def __init__(self, endpoints: Mapping[str, str] | None = None, timeout: float = 60, stop: threading.Event | None = None, headers: Mapping[str, str] | None = None) -> None:
         self.endpoints = dict(endpoints or {})
+        self.headers = dict(headers or {})  # sent to the endpoints (a class server's token), never to a redirect
         self.stop = stop or threading.Event()  # set: pulls end at their next chunk (Ctrl-C)
         self.timeout = timeout
         self._tokens: dict[tuple[str, str], str] = {}
@@ -130,7 +131,7 @@ class RegistryClient:
         key = (ref.registry, ref.repository)
         resp = None
         for attempt in range(2):
-            headers = {"Accept": accept} if accept else {}
+            headers = {**self.headers, **({"Accept": accept} if accept else {})}
             if key in self._tokens:
                 headers["Authorization"] = f"Bearer {self._tokens[key]}"
             try:

@@ -115,7 +115,7 @@ class Cache:
         return web.Response(body=body if request.method == "GET" else None, headers={**headers, "Content-Type": media, "Content-Length": str(len(body))})
 
 
-def _guard(allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network], max_active: int) -> Callable[..., Awaitable[web.StreamResponse]]:
+def client_guard(allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network], max_active: int) -> Callable[..., Awaitable[web.StreamResponse]]:
     gate = asyncio.Semaphore(max_active)
 
     @web.middleware
@@ -132,13 +132,21 @@ def _guard(allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network], max_a
     return guard
 
 
-def app(cache_dir: Path, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = LOOPBACK, max_active: int = 32) -> web.Application:
+def add_cache_routes(application: web.Application, cache_dir: Path, *, exclude: Sequence[str] = ()) -> None:
+    """The cache's routes (files, apt, `/v2/`) on ``application``: `cache.serve`'s and the
+    classroom server's one implementation. Paths under the ``exclude`` prefixes are left
+    to the application's own routes."""
     handlers = Cache(cache_dir)
-    application = web.Application(middlewares=[_guard(allow, max_active)])
     registry = r"/v2/{name:[^?]+}/{kind:manifests|blobs}/{ref:[^/]+}"
     application.router.add_get("/v2/", handlers.v2)  # add_get answers HEAD too
     application.router.add_get(registry, handlers.registry)
-    application.router.add_get("/{path:(?!v2/).+}", handlers.files)
+    skip = "".join(f"(?!{re.escape(prefix.lstrip('/'))})" for prefix in ("v2/", *exclude))
+    application.router.add_get("/{path:" + skip + ".+}", handlers.files)
+
+
+def app(cache_dir: Path, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = LOOPBACK, max_active: int = 32) -> web.Application:
+    application = web.Application(middlewares=[client_guard(allow, max_active)])
+    add_cache_routes(application, cache_dir)
     return application
 
 
@@ -163,11 +171,21 @@ def default_allow(host: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Netwo
 
 
 @contextmanager
-def serving(cache_dir: Path, host: str, port: int, *, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None, max_active: int = 32) -> Iterator[str]:
-    """Serve ``cache_dir`` on host:port from a background thread; yield the base URL."""
+def serving(
+    cache_dir: Path,
+    host: str,
+    port: int,
+    *,
+    allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
+    max_active: int = 32,
+    application: web.Application | None = None,
+    what: str = "the artifact cache",
+) -> Iterator[str]:
+    """Serve ``cache_dir`` on host:port from a background thread (or ``application``, an
+    app that serves it among other things); yield the base URL."""
     prepare(cache_dir)
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app(cache_dir, allow or default_allow(host), max_active), access_log=None, handle_signals=False)
+    runner = web.AppRunner(application or app(cache_dir, allow or default_allow(host), max_active), access_log=None, handle_signals=False)
     started = threading.Event()
     failure: list[BaseException] = []
 
@@ -191,7 +209,7 @@ def serving(cache_dir: Path, host: str, port: int, *, allow: Sequence[ipaddress.
         loop.run_until_complete(runner.cleanup())
         loop.close()
         exc = failure[0]
-        raise KitError(f"cannot serve the artifact cache on {host}:{port}: {getattr(exc, 'strerror', exc)}. Is another `./kit` running, or is {host} not on this host?")
+        raise KitError(f"cannot serve {what} on {host}:{port}: {getattr(exc, 'strerror', exc)}. Is another `./kit` running, or is {host} not on this host?")
     try:
         yield f"http://{host}:{port}"
     finally:

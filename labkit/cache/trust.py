@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import yaml
@@ -32,18 +32,40 @@ _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 @dataclass(frozen=True)
 class Mirrors:
-    """URL-prefix rewrites for files, and a base URL for each mirrored registry."""
+    """URL-prefix rewrites for files, and a base URL for each mirrored registry; or a
+    ``peer``: another kit's cache served in the cache's own layout (the classroom's
+    server), read with its token, for everything."""
 
     files: Mapping[str, str] = field(default_factory=dict)
     registries: Mapping[str, str] = field(default_factory=dict)
+    peer: str = ""
+    peer_token: str = ""
 
     def rewrite(self, url: str) -> str:
         """``url`` with the longest matching prefix replaced (unchanged when none matches)."""
         best = max((p for p in self.files if url.startswith(p)), key=len, default=None)
         return url if best is None else self.files[best] + url[len(best) :]
 
+    def source(self, url: str, relpath: str) -> str:
+        """Where a file is read from: the peer's copy at its place in the cache, else ``url``
+        through the mirrors."""
+        return f"{self.peer.rstrip('/')}/{relpath}" if self.peer else self.rewrite(url)
+
+    def headers(self, url: str) -> dict[str, str]:
+        """What a request to ``url`` carries: the peer's token, to the peer only."""
+        return {"Authorization": f"Bearer {self.peer_token}"} if self.peer and url.startswith(self.peer.rstrip("/") + "/") else {}
+
+    def registry_endpoints(self, registries: Iterable[str]) -> dict[str, str]:
+        """The base URL of each registry: the peer's copy (`<peer>/<registry>`: the cache
+        keeps tags by registry), else the configured mirrors."""
+        if self.peer:
+            return {r: f"{self.peer.rstrip('/')}/{r}" for r in registries}
+        return dict(self.registries)
+
     def describe(self, url: str) -> str:
         """Where ``url`` is read from, for the fetch summary: `upstream host` or `mirror host`."""
+        if self.peer:
+            return f"the class server {self.peer.split('://', 1)[-1].rstrip('/')}"
         fetched = self.rewrite(url)
         host = fetched.split("://", 1)[-1].split("/", 1)[0] or fetched.split("://", 1)[0]
         return f"mirror {host}" if fetched != url else host

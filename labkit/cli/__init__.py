@@ -3,7 +3,7 @@ parses flags, calls one function and prints. ``tasks.py`` exposes ``namespace``.
 
 from invoke import Collection
 
-from labkit.cli import cache, cluster, dev, labs
+from labkit.cli import cache, classroom, cluster, dev, labs
 
 namespace = Collection(
     cluster.up, cluster.provision, cluster.status, cluster.ssh, cluster.halt, cluster.destroy, cluster.config, cluster.doctor, cluster.kubeconfig, dev.bench, cluster.budget
@@ -17,6 +17,7 @@ namespace.add_collection(
         "lab", labs.lab_list, labs.lab_start, labs.lab_check, labs.lab_solve, labs.lab_walk, labs.lab_reset, labs.lab_status, labs.lab_snapshot, labs.lab_restore, labs.lab_ladder
     )
 )
+namespace.add_collection(Collection("classroom", classroom.classroom_serve, classroom.classroom_join, classroom.classroom_leave))
 _tests = Collection("test")
 _tests.add_task(dev.everything, name="all", default=True)
 _tests.add_task(dev.lint)

@@ -53,7 +53,8 @@ def lab_start(c: Context, lab: str) -> None:
 def lab_check(c: Context, lab: str) -> None:
     """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
     start = time.monotonic()
-    results, problems = actions.check(kit(), _lab(lab))
+    the_lab, k = _lab(lab), kit()
+    results, problems = actions.check(k, the_lab)
     for r in results:
         if r.ok:
             say(f"  ✓ {r.id:<22} {r.step}")
@@ -63,6 +64,9 @@ def lab_check(c: Context, lab: str) -> None:
         say(f"  ! {problem}")
     failed = [r for r in results if not r.ok]
     say(f"{len(results) - len(failed)}/{len(results)} checks pass ({time.monotonic() - start:.1f} s)")
+    shared = actions.share(k, the_lab, results)
+    if shared:
+        say(f"  {shared}")
     if failed:
         raise Exit(code=1)
 

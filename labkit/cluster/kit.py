@@ -93,7 +93,14 @@ class Kit:
         return self._resolved
 
     def mirrors(self) -> Mirrors:
-        m = self.resolve().config.cache.mirrors
+        """Where the cache is filled from: the class server once this kit joined a class,
+        else upstream through the configured mirrors."""
+        config = self.resolve().config
+        if config.classroom is not None:
+            from labkit.classroom import client
+
+            return client.mirrors(config.classroom)
+        m = config.cache.mirrors
         return Mirrors(files=dict(m.files), registries=dict(m.registries))
 
     @property

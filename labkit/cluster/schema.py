@@ -147,6 +147,17 @@ class Libvirt(_Strict):
     storage_pool: str = "default"
 
 
+class Classroom(_Strict):
+    """The class this kit joined (`./kit classroom.join`): the instructor's server fills the
+    cache (every byte verified against the same pins), and, with ``share_progress``, gets
+    this student's `lab.check` results and nothing else."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.:\[\]-]+/?$")]
+    token: Annotated[str, Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+    student: Annotated[str, Field(min_length=1, max_length=64)]
+    share_progress: bool = True
+
+
 class SandboxConfig(_Strict):
     """The whole of ``sandbox.yml``."""
 
@@ -161,6 +172,7 @@ class SandboxConfig(_Strict):
     cache: Cache = Cache()
     libvirt: Libvirt = Libvirt()
     boot_timeout: Annotated[int, Field(ge=60, strict=True)] = 600
+    classroom: Classroom | None = None
 
 
 # --------------------------------------------------------------------------- errors
