@@ -193,7 +193,7 @@ class _Fetcher:
         self.registry.pull(ref, f"sha256:{pin.sha256}", self.cache_dir / "oci", lambda n: self.reporter.advance(item, n), arch=item.arch)
         if new:
             pin = self.record(item, pin)
-        origin = ref.registry if ref.registry not in self.mirrors.registries else f"mirror of {ref.registry}"
+        origin = self.mirrors.describe(item.url) if self.mirrors.peer else ref.registry if ref.registry not in self.mirrors.registries else f"mirror of {ref.registry}"
         return Outcome(item, "fetched", origin, pin, new)
 
     def pull_images(self, item: Item, target: Path) -> None:

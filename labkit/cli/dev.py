@@ -87,7 +87,7 @@ def lint(c: Context) -> None:
 
 
 # Tools the suites need, and the Debian package (scripts/host-packages.txt) that brings each.
-HOST_TOOLS = {"vagrant": "vagrant", "shellcheck": "shellcheck"}
+HOST_TOOLS = {"vagrant": "vagrant", "shellcheck": "shellcheck", "chromium": "chromium", "chromedriver": "chromium-driver"}
 FULL_TOOLS = {"virsh": "libvirt-clients", "qemu-system-x86_64": "qemu-system-x86", "debootstrap": "debootstrap", "dockerd": "docker.io", "dnsmasq": "dnsmasq-base"}
 
 
