@@ -150,3 +150,33 @@ def app(cache_dir: Path, token: str, roster: Roster, *, allow: Sequence[ipaddres
 def serving(cache_dir: Path, host: str, port: int, token: str, roster: Roster, **kwargs: Any) -> contextlib.AbstractContextManager[str]:
     """Serve the class from a background thread; yields the base URL."""
     return serve.serving(cache_dir, host, port, application=app(cache_dir, token, roster, **kwargs), what="the class")
+
+
+def main() -> None:
+    """`python -m labkit.classroom.server CACHE --port P --token T --db FILE`: the class
+    server alone (the classroom benchmark runs it as its own process)."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description="Serve a labkit class (the cache and the progress page) until stopped.")
+    parser.add_argument("cache_dir", type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8800)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--db", type=Path, required=True)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        roster = Roster(args.db)
+        with serving(args.cache_dir, args.host, args.port, args.token, roster) as url:
+            print(f"serving the class at {url}", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except KitError as exc:
+        raise SystemExit(f"✗ {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ namespace.add_collection(
         "lab", labs.lab_list, labs.lab_start, labs.lab_check, labs.lab_solve, labs.lab_walk, labs.lab_reset, labs.lab_status, labs.lab_snapshot, labs.lab_restore, labs.lab_ladder
     )
 )
-namespace.add_collection(Collection("classroom", classroom.classroom_serve, classroom.classroom_join, classroom.classroom_leave))
+namespace.add_collection(Collection("classroom", classroom.classroom_serve, classroom.classroom_join, classroom.classroom_leave, classroom.classroom_bench))
 _tests = Collection("test")
 _tests.add_task(dev.everything, name="all", default=True)
 _tests.add_task(dev.lint)

@@ -105,3 +105,18 @@ def classroom_leave(c: Context) -> None:
     override = override_path(kit().config_path)
     client.write_block(override, None)
     say(f"✓ left the class ({override} no longer names it)")
+
+
+@task(name="bench", help={"students": "Simulated students (default 30).", "mib": "Sizes of the cache's files in MiB, comma-separated (default 24,12,6,2)."})
+@friendly
+def classroom_bench(c: Context, students: int = 30, mib: str = "24,12,6,2") -> None:
+    """Benchmark a class filling its caches from the class server at once, beside nginx, on loopback."""
+    from labkit.dev import classbench
+
+    try:
+        sizes = [int(x) for x in mib.split(",") if x.strip()]
+    except ValueError:
+        raise KitError(f"--mib takes sizes in MiB separated by commas, e.g. 24,12,6,2 (given {mib!r})") from None
+    results = classbench.run(students=students, sizes=sizes, say=say)
+    for line in classbench.report(results, students, sizes):
+        say(line)
