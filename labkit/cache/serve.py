@@ -219,6 +219,16 @@ def serving(
         loop.close()
 
 
+def run_until_stopped(server: contextlib.AbstractContextManager[str], announce: Callable[[str], None]) -> None:
+    """Run ``server`` (a ``serving()``) until SIGTERM or Ctrl-C; ``announce`` gets its URL."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server as url:
+        announce(url)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the labkit artifact cache (read-only) until stopped.")
     parser.add_argument("cache_dir", type=Path)
@@ -226,13 +236,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--allow", action="append", type=ipaddress.ip_network, help="a network whose clients get answers (repeatable; default: loopback and the host's /24)")
     args = parser.parse_args()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with serving(args.cache_dir, args.host, args.port, allow=[*LOOPBACK, *args.allow] if args.allow else None) as url:
-            print(f"serving {args.cache_dir} at {url}", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+        server = serving(args.cache_dir, args.host, args.port, allow=[*LOOPBACK, *args.allow] if args.allow else None)
+        run_until_stopped(server, lambda url: print(f"serving {args.cache_dir} at {url}", flush=True))
     except KitError as exc:
         raise SystemExit(f"✗ {exc}") from None
 

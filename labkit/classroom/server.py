@@ -156,8 +156,6 @@ def main() -> None:
     """`python -m labkit.classroom.server CACHE --port P --token T --db FILE`: the class
     server alone (the classroom benchmark runs it as its own process)."""
     import argparse
-    import signal
-    import threading
 
     parser = argparse.ArgumentParser(description="Serve a labkit class (the cache and the progress page) until stopped.")
     parser.add_argument("cache_dir", type=Path)
@@ -166,14 +164,9 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--db", type=Path, required=True)
     args = parser.parse_args()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         roster = Roster(args.db)
-        with serving(args.cache_dir, args.host, args.port, args.token, roster) as url:
-            print(f"serving the class at {url}", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+        serve.run_until_stopped(serving(args.cache_dir, args.host, args.port, args.token, roster), lambda url: print(f"serving the class at {url}", flush=True))
     except KitError as exc:
         raise SystemExit(f"✗ {exc}") from None
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
-import threading
 
 from invoke import Context, task
 
@@ -37,6 +35,7 @@ def _addresses() -> list[str]:
 @friendly
 def classroom_serve(c: Context, host: str = "0.0.0.0", port: int = DEFAULT_PORT, token: str | None = None) -> None:  # noqa: S104 - the room's network is the point
     """Serve this machine's artifact cache and the live progress page to the class, until Ctrl-C."""
+    from labkit.cache import serve
     from labkit.classroom import server
     from labkit.classroom.store import Roster
     from labkit.files import atomic_write
@@ -48,18 +47,19 @@ def classroom_serve(c: Context, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
         token = token_file.read_text().strip() if token_file.exists() else server.new_token()
     atomic_write(token_file, token + "\n", 0o600)
     roster = Roster(k.state_dir / "classroom" / "progress.sqlite3")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with server.serving(resolved.cache_dir, host, port, token, roster) as url:
+
+    def announce(url: str) -> None:
         say(f"✓ serving the class: the cache in {resolved.cache_dir}, and the progress page")
         where = _addresses() if host in ("0.0.0.0", "") else [host]  # noqa: S104
         for address in where or ["<this machine's address>"]:
             say(f"  progress page: http://{address}:{port}/?token={token}")
         say(f"  students run:  ./kit classroom.join http://{(where or ['ADDRESS'])[0]}:{port} --token {token} --student 'THEIR NAME'")
         say(f"  (listening on {url}; Ctrl-C stops it, progress is kept in {k.state_dir / 'classroom'})")
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-    roster.close()
+
+    try:
+        serve.run_until_stopped(server.serving(resolved.cache_dir, host, port, token, roster), announce)
+    finally:
+        roster.close()
 
 
 @task(

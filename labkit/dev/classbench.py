@@ -22,28 +22,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.cache import fetch, store
 from labkit.cache.lock import Lock, Pin
 from labkit.cache.manifest import Item
 from labkit.cache.trust import Mirrors
-from labkit.dev.servebench import _peak_rss_mib, _port
+from labkit.dev.servebench import Figures, _peak_rss_mib, _port
 from labkit.errors import KitError
 from labkit.proc import require
 
 PEER = "nginx"
 TOKEN = "classbench-token-0123456789"  # noqa: S105 - the benchmark's own class
-
-
-@dataclass
-class Figures:
-    name: str
-    seconds: float
-    mib_per_s: float
-    peak_rss_mib: float
-    bad: int  # files that did not arrive verified, over the whole class
 
 
 def _cache(root: Path, sizes: Sequence[int]) -> list[Item]:
@@ -110,7 +100,7 @@ def _measure(name: str, argv: list[str], url: str, root: Path, items: list[Item]
             raise KitError(f"{name}: a student's fetch failed, so its figures mean nothing: {first}")
         seconds = time.monotonic() - start
         total = students * sum((root / "cache" / i.relpath()).stat().st_size for i in items) / (1 << 20)
-        return Figures(name, seconds, total / seconds, _tree_rss_mib(proc.pid), bad)
+        return Figures(name, seconds, total / seconds, _tree_rss_mib(proc.pid), students * len(items) - bad)  # ok: files verified
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and, for nginx, its workers: started here, in their own session
         try:
@@ -167,6 +157,6 @@ def report(results: list[Figures], students: int, sizes: Sequence[int]) -> list[
     peer, ours = results[0], results[1]
     lines = [f"{students} students × {sum(sizes)} MiB ({len(sizes)} files), loopback, every file verified against its pin:"]
     for f in results:
-        lines.append(f"  {f.name:<34} {f.seconds:7.1f} s  {f.mib_per_s:8.0f} MiB/s  peak RSS {f.peak_rss_mib:6.0f} MiB  not verified: {f.bad}")
+        lines.append(f"  {f.name:<34} {f.seconds:7.1f} s  {f.mib_per_s:8.0f} MiB/s  peak RSS {f.peak_rss_mib:6.0f} MiB  corrupt or missing: {students * len(sizes) - f.ok}")
     lines.append(f"  the class server: {ours.mib_per_s / peer.mib_per_s:.2f}× nginx's throughput at {ours.peak_rss_mib / max(peer.peak_rss_mib, 0.1):.2f}× its memory")
     return lines
