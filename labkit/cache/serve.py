@@ -180,10 +180,13 @@ def serving(
     max_active: int = 32,
     application: web.Application | None = None,
     what: str = "the artifact cache",
+    is_cache: bool = True,
 ) -> Iterator[str]:
     """Serve ``cache_dir`` on host:port from a background thread (or ``application``, an
-    app that serves it among other things); yield the base URL."""
-    prepare(cache_dir)
+    app that serves it among other things, or a folder that is no cache: ``is_cache``
+    False); yield the base URL."""
+    if is_cache:
+        prepare(cache_dir)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(application or app(cache_dir, allow or default_allow(host), max_active), access_log=None, handle_signals=False)
     started = threading.Event()

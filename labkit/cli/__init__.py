@@ -3,7 +3,7 @@ parses flags, calls one function and prints. ``tasks.py`` exposes ``namespace``.
 
 from invoke import Collection
 
-from labkit.cli import cache, classroom, cluster, dev, labs
+from labkit.cli import cache, classroom, cluster, dev, docs, labs
 
 namespace = Collection(
     cluster.up, cluster.provision, cluster.status, cluster.ssh, cluster.halt, cluster.destroy, cluster.config, cluster.doctor, cluster.kubeconfig, dev.bench, cluster.budget
@@ -18,6 +18,7 @@ namespace.add_collection(
     )
 )
 namespace.add_collection(Collection("classroom", classroom.classroom_serve, classroom.classroom_join, classroom.classroom_leave, classroom.classroom_bench))
+namespace.add_collection(Collection("docs", docs.docs_build, docs.docs_serve))
 _tests = Collection("test")
 _tests.add_task(dev.everything, name="all", default=True)
 _tests.add_task(dev.lint)

@@ -26,44 +26,66 @@ def lab_list(c: Context) -> None:
     """List the labs: layer, minutes, whether their layers are installed, and your progress."""
 
     k = kit()
-    enabled = k.resolve().enabled_layers()
+    resolved = k.resolve()
+    enabled = resolved.enabled_layers()
+    addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
     progress = labs_progress.Progress(k.progress_path)
     table = Table("lab", "title", "layer", "min", "status")
     for lab in discovery.discover():
         missing = lab.missing_layers(enabled)
         state = f"needs layers: {', '.join(missing)}" if missing else progress.status(lab)
+        lacking = lab.steps_lacking(addons)
+        if lacking and not missing:
+            state += f"; without {', '.join(lacking)}"
         table.add_row(lab.id, lab.spec.title, lab.spec.layer, str(lab.spec.minutes), state)
     console.print(table)
+    if resolved.config.profile != "default":
+        guest = sum(n.memory for n in resolved.nodes)
+        say(f"profile {resolved.config.profile}: {len(resolved.nodes)} node(s), {guest} MiB of guest RAM (labkit/profiles/{resolved.config.profile}.yml)")
 
 
-@task(name="start", help={"lab": "Lab number, e.g. 01."})
+@task(name="start", help={"lab": "Lab number, e.g. 01.", "lang": "Language of the guide: en or zh (default: from LANG)."})
 @friendly
-def lab_start(c: Context, lab: str) -> None:
+def lab_start(c: Context, lab: str, lang: str | None = None) -> None:
     """Start LAB: take its starting snapshot (first time) or restore it, and show where the guide is."""
     the_lab = _lab(lab)
     action = actions.start(kit(), the_lab)
     say(f"✓ lab {the_lab.id} ({the_lab.spec.title}): starting snapshot {action}")
     needs = ", ".join(dict.fromkeys([*the_lab.spec.needs, the_lab.spec.layer]))
     say(f"  about {the_lab.spec.minutes} minutes; it builds on: {needs}; {len(the_lab.spec.steps)} steps")
-    say(f"  guide: {the_lab.path.relative_to(ROOT) / 'README.md'}   then: ./kit lab.check {the_lab.id}")
+    language = discovery.language(lang)
+    guide = the_lab.guide(language) if the_lab.guide(language).exists() else the_lab.guide()
+    say(f"  {WORDS[language]['guide']}: {guide.relative_to(ROOT)} (site: `./kit docs.serve`)   then: ./kit lab.check {the_lab.id}")
 
 
-@task(name="check", help={"lab": "Lab number, e.g. 01."})
+# The lab commands' own words, per language (`--lang`, else LANG); the hints are the labs'.
+WORDS = {
+    "en": {"hint": "hint", "pass": "{ok}/{total} checks pass ({secs:.1f} s)", "step": "step {n}", "guide": "guide"},
+    "zh": {"hint": "提示", "pass": "{ok}/{total} 项检查通过（{secs:.1f} 秒）", "step": "第 {n} 步", "guide": "指南"},
+}
+
+
+@task(name="check", help={"lab": "Lab number, e.g. 01.", "lang": "Language of the hints: en or zh (default: from LANG)."})
 @friendly
-def lab_check(c: Context, lab: str) -> None:
+def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
     """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
     start = time.monotonic()
+    language = discovery.language(lang)
+    words = WORDS[language]
     the_lab, k = _lab(lab), kit()
+    hints = the_lab.hints(language)
+    steps = {cid: n for n, step in enumerate(the_lab.spec.steps, 1) for cid in step.checks}
     results, problems = actions.check(k, the_lab)
     for r in results:
+        title = r.step if language == "en" else words["step"].format(n=steps.get(r.id, "?"))
         if r.ok:
-            say(f"  ✓ {r.id:<22} {r.step}")
+            say(f"  ✓ {r.id:<22} {title}")
         else:
-            say(f"  ✗ {r.id:<22} {r.step}\n      {r.detail}\n      hint: {r.hint}")
+            say(f"  ✗ {r.id:<22} {title}\n      {r.detail}\n      {words['hint']}: {hints.get(r.id, r.hint)}")
     for problem in problems:
         say(f"  ! {problem}")
     failed = [r for r in results if not r.ok]
-    say(f"{len(results) - len(failed)}/{len(results)} checks pass ({time.monotonic() - start:.1f} s)")
+    say(words["pass"].format(ok=len(results) - len(failed), total=len(results), secs=time.monotonic() - start))
     shared = actions.share(k, the_lab, results)
     if shared:
         say(f"  {shared}")

@@ -277,14 +277,22 @@ def validate(data: Mapping[str, Any], *, source: str, host: HostContext, root: P
     return Resolved(cfg, provider, tuple(nodes), driver, tuple(sources or (source,)), root, arch=host.arch)
 
 
+# Shipped profiles (`profile: NAME`), merged over sandbox.yml and under sandbox.local.yml.
+PROFILES = {"small": Path(__file__).resolve().parents[1] / "profiles/small.yml"}
+
+
 def load(config_path: Path, host: HostContext) -> Resolved:
     """Read ``config_path`` and its ``.local`` override, merge, validate and resolve."""
     data = read_yaml(config_path)
     sources = [str(config_path)]
     local = override_path(config_path)
     notes: list[str] = []
+    override = read_yaml(local) if local.exists() else {}
+    profile = override.get("profile", data.get("profile"))
+    if isinstance(profile, str) and profile in PROFILES:
+        data = deep_merge(data, read_yaml(PROFILES[profile]))  # the profile under the student's own override
+        sources.append(str(PROFILES[profile]))
     if local.exists():
-        override = read_yaml(local)
         notes = replaced_lists(data, override)
         data = deep_merge(data, override)
         sources.append(str(local))

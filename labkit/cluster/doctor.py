@@ -107,10 +107,11 @@ def check_memory(facts: HostFacts, cfg: Resolved) -> Check:
     guests = sum(n.memory for n in cfg.nodes)
     need = needed_ram_mib(cfg)
     detail = f"{facts.mem_available_mib} MiB available; the {len(cfg.nodes)} VMs ask {guests} MiB (~{need} MiB of host RAM with overhead)"
+    small = "" if cfg.config.profile == "small" else "; or set `profile: small` in sandbox.local.yml (every layer the labs need in 4.5 GiB of guest RAM: labkit/profiles/small.yml)"
     if facts.mem_available_mib < guests:
-        return Check("memory", "fail", detail, "close other programs, or lower nodes[].memory / remove a worker in sandbox.local.yml")
+        return Check("memory", "fail", detail, "close other programs, or lower nodes[].memory / remove a worker in sandbox.local.yml" + small)
     if facts.mem_available_mib < need:
-        return Check("memory", "warn", detail, "the host may swap: close other programs or lower nodes[].memory")
+        return Check("memory", "warn", detail, "the host may swap: close other programs or lower nodes[].memory" + small)
     return Check("memory", "ok", detail)
 
 

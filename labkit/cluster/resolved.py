@@ -117,6 +117,7 @@ class Resolved:
             "layers": cfg.layers.model_dump(),
             "addons": cfg.addons.model_dump(),
             "versions": cfg.versions.model_dump(),
+            "control_plane_workloads": cfg.control_plane_workloads,
             "cache": {
                 "dir": str(self.cache_dir),
                 "overlays": [str(p) for p in self.overlays],

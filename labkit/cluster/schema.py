@@ -162,6 +162,8 @@ class SandboxConfig(_Strict):
     """The whole of ``sandbox.yml``."""
 
     name: Annotated[str, Field(pattern=NAME_RE)] = "sandbox"
+    # `small`: labkit/profiles/small.yml (8 GB laptops: every layer in 4.5 GiB of guest RAM).
+    profile: Literal["default", "small"] = "default"
     provider: Literal["auto", "libvirt", "virtualbox"] = "auto"
     box: Box = Box()
     nodes: Annotated[list[Node], Field(min_length=1)]
@@ -173,6 +175,9 @@ class SandboxConfig(_Strict):
     libvirt: Libvirt = Libvirt()
     boot_timeout: Annotated[int, Field(ge=60, strict=True)] = 600
     classroom: Classroom | None = None
+    # The control plane also runs workloads (no NoSchedule taint): the small profile's two
+    # nodes, where draining the one worker must leave somewhere to go.
+    control_plane_workloads: bool = False
 
 
 # --------------------------------------------------------------------------- errors

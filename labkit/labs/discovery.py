@@ -33,6 +33,7 @@ class _Strict(BaseModel):
 class Step(_Strict):
     title: str
     checks: list[str]
+    needs_addon: str | None = None  # a sandbox.yml `addons` switch this step needs on
 
 
 class LabSpec(_Strict):
@@ -68,6 +69,28 @@ class Lab:
     @property
     def snapshot(self) -> str:
         return f"lab-{self.spec.id}-start"
+
+    def guide(self, lang: str = "en") -> Path:
+        """The lab's guide in ``lang`` (`README.md`, `README.zh.md`)."""
+        return self.path / ("README.md" if lang == "en" else f"README.{lang}.md")
+
+    def hints(self, lang: str = "en") -> dict[str, str]:
+        """Each check's hint in ``lang``: checks.py's own, or the lab's `hints.<lang>.yml`."""
+        english = {c.id: c.hint for c in self.checks.values()}
+        if lang == "en":
+            return english
+        path = self.path / f"hints.{lang}.yml"
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise KitError(f"cannot read {path}: {exc}") from None
+        translated = data if isinstance(data, dict) else {}
+        return {cid: str(translated.get(cid) or hint) for cid, hint in english.items()}
+
+    def steps_lacking(self, addons: Iterable[str]) -> list[str]:
+        """The steps that need an add-on which is off, as `step N (addons.X)`."""
+        on = set(addons)
+        return [f"step {n} (addons.{s.needs_addon})" for n, s in enumerate(self.spec.steps, 1) if s.needs_addon and s.needs_addon not in on]
 
     def missing_layers(self, enabled: Iterable[str]) -> list[str]:
         on = set(enabled)
@@ -117,6 +140,21 @@ def discover(labs_dir: Path = LABS_DIR) -> list[Lab]:
             raise KitError(f"{lab_yml}: check ids {unknown} are not defined in checks.py; {unused} are defined but in no step")
         labs.append(lab)
     return labs
+
+
+LANGUAGES = ("en", "zh")
+
+
+def language(given: str | None = None) -> str:
+    """The language of the labs' messages: ``given`` (`--lang`), else the locale's
+    (`LANG`/`LC_ALL` zh_* is Chinese), else English."""
+    import os
+
+    wanted = (given or os.environ.get("LC_ALL") or os.environ.get("LANG") or "en").lower()
+    code = wanted.split("_")[0].split(".")[0].split("-")[0]
+    if given and code not in LANGUAGES:
+        raise KitError(f"--lang {given!r}: the labs are written in {', '.join(LANGUAGES)}")
+    return code if code in LANGUAGES else "en"
 
 
 def find(labs: list[Lab], lab_id: str) -> Lab:

@@ -1,7 +1,7 @@
 """A lab's guide as the test: the commands of its README, step by step.
 
 The guide (``labs/NN-*/README.md``) is the one place a lab's steps are written.  Under its
-``## Steps`` heading, an ordered list has one item per step of ``lab.yml``; every fenced
+``## Steps`` heading (``## 步骤`` in the Chinese guide, ``README.zh.md``), an ordered list has one item per step of ``lab.yml``; every fenced
 block marked ``sh`` inside item N is a command the student types for step N.  Blocks in
 other languages (``text``, ``console``) show output and are never run.  A block runs on the
 lab's first node as the student's user (``sudo`` where the guide says so), unless its first
@@ -29,6 +29,7 @@ from markdown_it import MarkdownIt
 from labkit.errors import KitError
 
 HOST_MARK = "# on the host"
+STEPS_HEADINGS = ("steps", "步骤")  # the guide's `## Steps`, in each language it is written in
 # The longest a block may run: a rollout or a cold start under software emulation is slow,
 # a command that waits for ever is a broken guide.
 BLOCK_TIMEOUT = 1800
@@ -62,7 +63,7 @@ def parse(readme: Path) -> list[Step]:
     blocks: dict[int, list[Block]] = {}
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.tag == "h2":
-            in_steps = tokens[i + 1].content.strip().lower() == "steps"
+            in_steps = tokens[i + 1].content.strip().lower() in STEPS_HEADINGS
             continue
         if not in_steps:
             continue

@@ -109,7 +109,8 @@ def node_failure_survived(nodes):
 
 
 @check(
-    "service_answers_by_name", hint="`kubectl apply -f manifests/service.yaml`, then from a pod: `wget -qO- http://web.lab03.svc.cluster.local` > ~/lab03/from-client.txt (step 6)."
+    "service_answers_by_name",
+    hint="`cd ~/lab03 && kubectl apply -f service.yaml`, then from the client pod: `wget -qO- http://web.lab03.svc.cluster.local > ~/lab03/from-client.txt` (step 6).",
 )
 def service_answers_by_name(nodes):
     assert nodes.api("/api/v1/namespaces/lab03/services/web") is not None, "there is no Service web in lab03"

@@ -6,24 +6,16 @@ highlighted, a name with markup shown as text. A screenshot is written to
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labkit.paths import ROOT
 from tests.unit.classroom.conftest import ClassServer
+from tests.unit.conftest import SCREENSHOTS, needs_chromium
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None, reason="Debian's chromium and chromium-driver are not installed (`./kit test` installs them as root; scripts/host-packages.txt)"
-)
-SCREENSHOTS = Path(os.environ.get("LABKIT_SCREENSHOTS", ROOT / ".state/screenshots"))
+pytestmark = needs_chromium
 
 
 def post(cs: ClassServer, student: str, checks: dict[str, bool], at: float | None = None) -> None:
@@ -31,24 +23,6 @@ def post(cs: ClassServer, student: str, checks: dict[str, bool], at: float | Non
     req = urllib.request.Request(f"{cs.url}/classroom/progress", data=body, headers={"Authorization": f"Bearer {cs.token}", "Content-Type": "application/json"})  # noqa: S310
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback test server
         assert json.loads(resp.read())["stored"]
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for drivers online
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,560", "--no-first-run", "--disable-extensions"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver: Any, script: str, timeout: float = 15) -> Any:
@@ -60,6 +34,7 @@ def wait_for(driver: Any, script: str, timeout: float = 15) -> Any:
 ROW = "return Array.from(document.querySelectorAll('#class tbody tr')).find(tr => tr.querySelector('td.student').textContent === arguments[0]) || null"
 
 
+@pytest.mark.browser_size(1100, 560)
 def test_the_page_follows_the_class_live(class_server: ClassServer, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from labkit.cluster.config import load
 from labkit.cluster.host import HostFacts
 from labkit.cluster.resolved import HostContext, Resolved, Route
 from labkit.cluster.schema import ConfigError
+from labkit.paths import ROOT
 from tests.unit.configs import VALID, write
 
 GOOD = HostFacts(
@@ -137,3 +139,14 @@ def test_config_and_doctor_read_networks_conf_the_same_way(tmp_path: Path) -> No
         load(write(tmp_path, text), replace(facts, vbox_networks_conf=None).context())
     resolved = load(write(tmp_path, text), facts.context())
     assert doctor.check_virtualbox_range(facts, resolved).status == "ok"  # type: ignore[union-attr]
+
+
+def test_a_host_short_of_ram_is_told_of_the_small_profile_which_fits(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "sandbox.yml", tmp_path / "sandbox.yml")
+    default = load(tmp_path / "sandbox.yml", HostContext())
+    (tmp_path / "sandbox.local.yml").write_text("profile: small\n")
+    small = load(tmp_path / "sandbox.yml", HostContext())
+    short = replace(GOOD, mem_available_mib=doctor.needed_ram_mib(small) + 100)  # enough for the small profile only
+    memory = rows(short, default)["memory"]
+    assert memory.status in ("warn", "fail") and "profile: small" in memory.remedy
+    assert rows(short, small)["memory"].status == "ok"  # the suggestion is one that works

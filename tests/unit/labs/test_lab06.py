@@ -185,3 +185,16 @@ def test_a_mesh_pod_without_its_sidecar_is_caught(tmp_path: Path) -> None:
     """lab06-mesh without istio-injection=enabled: the "sidecar" pod is the plain pod again."""
     nodes = _measured_and_drawn(tmp_path, RECORD.replace("mesh_mem=1Mi 42Mi", "mesh_mem=1Mi").replace("mesh_mem=1Mi 43Mi", "mesh_mem=2Mi"))
     assert outcome(nodes) == {"rungs_measured"}
+
+
+def test_a_verdict_written_in_chinese_counts_as_the_guide_in_chinese_asks(tmp_path: Path) -> None:
+    nodes = solved(tmp_path)
+    chinese = (
+        "冷启动用了 4.2 秒，而热请求只要 0.03 秒。对于一天只被调用几次的任务，按需付费、缩容到零更划算；"
+        "对于延迟敏感、持续有流量的服务，我宁愿用 min-scale 保留一个实例，或者直接跑成普通的 Deployment。"
+        "边车让每个 Pod 多占了约 40 MiB 内存，这也是要算进成本的。"
+    )
+    nodes.first.files[f"{DIR}/verdict.txt"] = FakeFile(exists=True, content_string=chinese)
+    assert "verdict_written" not in outcome(nodes)
+    nodes.first.files[f"{DIR}/verdict.txt"] = FakeFile(exists=True, content_string="冷启动很慢，4 秒。")  # too thin in any language
+    assert "verdict_written" in outcome(nodes)

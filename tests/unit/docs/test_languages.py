@@ -1,0 +1,78 @@
+"""Every guide in English and Chinese, the same in what a machine reads: the same steps
+with the same commands (lab.walk runs either), the same checks with a hint each, and the
+same user pages of the site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from labkit.docs import site
+from labkit.errors import KitError
+from labkit.labs import guide
+from labkit.labs.discovery import Lab, discover, language
+from labkit.paths import ROOT
+
+LABS = discover()
+
+
+def fences(path: Path) -> list[tuple[str, str]]:
+    return [(t.info, t.content) for t in MarkdownIt("commonmark").parse(path.read_text(encoding="utf-8")) if t.type == "fence"]
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_each_guide_exists_in_both_languages_with_the_same_steps_and_commands(lab: Lab) -> None:
+    english, chinese = lab.guide("en"), lab.guide("zh")
+    assert chinese.exists(), f"{chinese.relative_to(ROOT)} is missing: every guide is written in English and Chinese"
+    en_steps, zh_steps = guide.parse(english), guide.parse(chinese)
+    assert len(zh_steps) == len(en_steps) == len(lab.spec.steps)
+    assert [[b.script for b in s.blocks] for s in zh_steps] == [[b.script for b in s.blocks] for s in en_steps]
+    assert fences(chinese) == fences(english)  # the output shown too
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_each_check_has_a_chinese_hint_and_no_other_is_there(lab: Lab) -> None:
+    import yaml
+
+    translated = yaml.safe_load((lab.path / "hints.zh.yml").read_text(encoding="utf-8"))
+    assert set(translated) == set(lab.checks), f"{lab.path.name}/hints.zh.yml and checks.py name different checks"
+    hints = lab.hints("zh")
+    assert all(hints[cid] != lab.checks[cid].hint for cid in lab.checks)  # each one translated
+    assert lab.hints("en") == {cid: c.hint for cid, c in lab.checks.items()}
+
+
+@pytest.mark.parametrize("page", list(site.USER_PAGES))
+def test_each_user_page_exists_in_chinese_with_the_same_commands(page: str) -> None:
+    sections = site.readme_sections((ROOT / "README.md").read_text(encoding="utf-8"))
+    english = site.english_page(page, sections)
+    chinese = site.ZH / f"{page}.md"
+    assert chinese.exists(), f"{chinese.relative_to(ROOT)} is missing"
+    en = [(t.info, t.content) for t in MarkdownIt("commonmark").parse(english) if t.type == "fence"]
+    assert fences(chinese) == en
+
+
+def test_a_missing_translation_is_caught(tmp_path: Path) -> None:
+    lab = LABS[0]
+    copy = Lab(lab.spec, tmp_path, lab.checks)
+    (tmp_path / "README.md").write_text(lab.guide().read_text())
+    with pytest.raises(KitError, match="no guide in zh"):
+        site.lab_page(copy, "zh", tmp_path / "assets", {}, None)
+    (tmp_path / "README.zh.md").write_text(lab.guide().read_text().replace("## Steps", "## 步骤").replace("```sh\n", "```sh\necho drift\n", 1))
+    assert [b.script for s in guide.parse(tmp_path / "README.zh.md") for b in s.blocks] != [b.script for s in guide.parse(lab.guide()) for b in s.blocks]
+
+
+LOCALES = [(None, "zh_CN.UTF-8", "zh"), (None, "en_US.UTF-8", "en"), (None, "C", "en"), ("zh", "en_US.UTF-8", "zh"), ("en", "zh_TW", "en")]
+
+
+@pytest.mark.parametrize(("given", "env", "expected"), LOCALES)
+def test_the_language_follows_lang_or_the_flag(monkeypatch: pytest.MonkeyPatch, given: str | None, env: str, expected: str) -> None:
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.setenv("LANG", env)
+    assert language(given) == expected
+
+
+def test_an_unknown_language_flag_is_refused() -> None:
+    with pytest.raises(KitError, match="en, zh"):
+        language("fr")
