@@ -112,10 +112,15 @@ def _vagrant_validate(c: Context) -> None:
     if shutil.which("vagrant") is None:
         raise Exit("✗ vagrant is not installed, so the Vagrantfile cannot be validated (see `./kit doctor`)", code=1)
     with tempfile.TemporaryDirectory(prefix="labkit-validate-") as tmp:
-        for cfg in ("sandbox.yml", "tests/e2e/ci-cluster.yml"):
-            env = {"LABKIT_CONFIG": str(ROOT / cfg), "LABKIT_STATE_DIR": str(Path(tmp) / Path(cfg).stem)}
+        small = Path(tmp) / "small"  # the shipped small profile, as a student turns it on
+        small.mkdir()
+        shutil.copy(ROOT / "sandbox.yml", small / "sandbox.yml")
+        (small / "sandbox.local.yml").write_text("profile: small\n")
+        for cfg in (ROOT / "sandbox.yml", ROOT / "tests/e2e/ci-cluster.yml", small / "sandbox.yml"):
+            env = {"LABKIT_CONFIG": str(cfg), "LABKIT_STATE_DIR": str(Path(tmp) / f"{cfg.parent.name}-{cfg.stem}")}
             _run(c, [sys.executable, "-m", "labkit", "config"], **env)
             _run(c, ["vagrant", "validate"], **env, VAGRANT_DOTFILE_PATH=str(Path(tmp) / "vagrant"))
+        _run(c, [sys.executable, "-m", "labkit", "budget"], LABKIT_CONFIG=str(small / "sandbox.yml"), LABKIT_STATE_DIR=str(Path(tmp) / "small-budget"))
 
 
 @task

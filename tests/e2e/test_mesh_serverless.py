@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,6 +186,27 @@ def test_the_ram_budget_is_measured_in_full_and_fits_8_gib(k8s: Any) -> None:
     record(f"RAM budget: {report.total:.0f} MiB of requests for every layer", None)
     assert report.unmeasured == []
     assert report.total < 8192
+
+
+def test_the_small_profiles_budget_fits_its_4_5_gib(k8s: Any, tmp_path: Path) -> None:
+    """The small profile, measured in full from the same cache: its requests, and the
+    system's share of each node (kubelet, containerd, the OS: about 600 MiB), fit the
+    guest RAM it gives the nodes."""
+    import shutil
+
+    from labkit.cluster import lifecycle
+    from labkit.cluster.kit import Kit
+
+    cache_dir = Kit(config_path=CONFIG, state_dir=k8s.state_dir, say=lambda _: None).resolve().cache_dir  # the suite's filled cache
+    shutil.copy(ROOT / "sandbox.yml", tmp_path / "sandbox.yml")
+    (tmp_path / "sandbox.local.yml").write_text(f"profile: small\ncache: {{dir: {cache_dir}}}\n")
+    k = Kit(config_path=tmp_path / "sandbox.yml", state_dir=tmp_path / "state", say=lambda _: None)
+    report = lifecycle.budget(k)
+    nodes = k.resolve().nodes
+    print(report.report())
+    record(f"RAM budget of the small profile: {report.total:.0f} MiB of requests in {sum(n.memory for n in nodes)} MiB of guest RAM", None)
+    assert report.unmeasured == []
+    assert report.total + 600 * len(nodes) <= sum(n.memory for n in nodes) <= 4608
 
 
 def test_lab06_measures_the_ladder_after_lab05(k8s: Any, api: Any) -> None:
