@@ -312,3 +312,16 @@ def test_one_worker_runs_checks_one_after_the_other() -> None:
     lab = _synthetic_lab({k: (lambda _n, k=k: order.append(k)) for k in ("x", "y", "z")})
     assert [r.ok for r in labs_checks.run_checks(lab, nodes=None, workers=1)] == [True, True, True]
     assert order == ["x", "y", "z"]
+
+
+def test_a_lab_whose_layers_are_off_is_refused_with_the_switch_to_turn_on(tmp_path: Path) -> None:
+    from labkit.cluster.kit import Kit
+    from labkit.errors import KitError
+    from labkit.labs import actions
+    from tests.unit.configs import LIBVIRT_HOST, VALID, write
+
+    k = Kit(config_path=write(tmp_path, VALID, override="layers: {kubernetes: true, istio: false, knative: false}\n"), state_dir=tmp_path / "state", say=lambda _: None)
+    k.resolve(LIBVIRT_HOST)
+    actions.require_layers(k, lab("03"))  # kubernetes is on: nothing to say
+    with pytest.raises(KitError, match=r"lab 05 needs the knative, istio layer\(s\): set layers.knative: true, layers.istio: true"):
+        actions.require_layers(k, lab("05"))
