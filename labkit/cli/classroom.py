@@ -11,6 +11,11 @@ from labkit.cli.common import friendly, kit, say
 from labkit.errors import KitError
 
 DEFAULT_PORT = 8800
+JOIN_FIELDS = {
+    "url": "give the class server's address as `./kit classroom.serve` prints it, e.g. http://192.168.1.20:8800",
+    "token": "a class token is 16 to 128 letters, digits, - or _, as `./kit classroom.serve` prints it",
+    "student": "give your name, 1 to 64 characters, as the instructor will see it",
+}
 
 
 def _addresses() -> list[str]:
@@ -84,7 +89,8 @@ def classroom_join(c: Context, url: str, token: str, student: str, no_progress: 
         classroom = Classroom(url=url.rstrip("/"), token=token, student=student, share_progress=not no_progress)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise KitError(f"{first['loc'][0]}: {first['msg']} (given {first.get('input')!r})") from None
+        field = str(first["loc"][0])
+        raise KitError(f"--{field} {first.get('input')!r}: {JOIN_FIELDS.get(field, first['msg'])}") from None
     seen = client.check_server(classroom.url, classroom.token)
     k = kit()
     override = override_path(k.config_path)
