@@ -9,6 +9,8 @@ and the live progress page, in one aiohttp application.
   ``MAX_BODY`` bytes), kept in SQLite (``store.Roster``).
 - ``GET /``: the progress page (a Jinja template, autoescaped); ``GET /classroom/events``:
   server-sent events (aiohttp-sse) that update the page's rows without a reload.
+- ``GET /guide/``: the guide site (`./kit docs`), when it has been built, so the room
+  reads the labs from the instructor's machine too.
 
 Every route asks for the class token (``Authorization: Bearer``, the page's cookie, or
 ``?token=`` once, which sets the cookie); a wrong one gets 401 and nothing else. The
@@ -77,7 +79,7 @@ def _token_guard(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
         if not hmac.compare_digest(given.encode(), token.encode()):
             return web.Response(status=401, text="this class needs its token: `./kit classroom.join URL --token T`\n")
         response = await handler(request)
-        if request.query.get("token") and request.path == "/":
+        if request.query.get("token") and request.method == "GET" and (request.path == "/" or request.path.startswith("/guide/")):
             response.set_cookie(COOKIE, token, httponly=True, samesite="Strict")
         return response
 
@@ -130,7 +132,16 @@ async def events(request: web.Request) -> web.StreamResponse:
     return stream
 
 
-def app(cache_dir: Path, token: str, roster: Roster, *, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ANYWHERE, max_active: int = 64) -> web.Application:
+def app(
+    cache_dir: Path,
+    token: str,
+    roster: Roster,
+    *,
+    allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ANYWHERE,
+    max_active: int = 64,
+    guide: Path | None = None,
+) -> web.Application:
+    """The class server's application; ``guide``: the built guide site, served at /guide/."""
     if len(token) < 16:
         raise KitError("a class token has at least 16 characters (leave --token out and the kit makes one)")
     application = web.Application(middlewares=[serve.client_guard(allow, max_active), _token_guard(token)], client_max_size=MAX_BODY)
@@ -143,7 +154,9 @@ def app(cache_dir: Path, token: str, roster: Roster, *, allow: Sequence[ipaddres
     application.router.add_get("/classroom/rows", rows)
     application.router.add_get("/classroom/events", events)
     application.router.add_post("/classroom/progress", progress)
-    serve.add_cache_routes(application, cache_dir, exclude=["classroom/"])
+    if guide is not None and (guide / "index.html").exists():
+        application.router.add_static("/guide/", guide)
+    serve.add_cache_routes(application, cache_dir, exclude=["classroom/", "guide/"])
     return application
 
 

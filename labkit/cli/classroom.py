@@ -52,17 +52,27 @@ def classroom_serve(c: Context, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
         token = token_file.read_text().strip() if token_file.exists() else server.new_token()
     atomic_write(token_file, token + "\n", 0o600)
     roster = Roster(k.state_dir / "classroom" / "progress.sqlite3")
+    guide = k.state_dir / "site"
+    if not (guide / "index.html").exists():
+        from labkit.docs import site
+
+        try:
+            guide = site.build(k.state_dir).out
+        except KitError as exc:
+            say(f"  (the guide site is not served: {str(exc).splitlines()[0]})")
 
     def announce(url: str) -> None:
         say(f"✓ serving the class: the cache in {resolved.cache_dir}, and the progress page")
         where = _addresses() if host in ("0.0.0.0", "") else [host]  # noqa: S104
         for address in where or ["<this machine's address>"]:
             say(f"  progress page: http://{address}:{port}/?token={token}")
+            if (guide / "index.html").exists():
+                say(f"  the guides:    http://{address}:{port}/guide/index.html?token={token}")
         say(f"  students run:  ./kit classroom.join http://{(where or ['ADDRESS'])[0]}:{port} --token {token} --student 'THEIR NAME'")
         say(f"  (listening on {url}; Ctrl-C stops it, progress is kept in {k.state_dir / 'classroom'})")
 
     try:
-        serve.run_until_stopped(server.serving(resolved.cache_dir, host, port, token, roster), announce)
+        serve.run_until_stopped(server.serving(resolved.cache_dir, host, port, token, roster, guide=guide), announce)
     finally:
         roster.close()
 

@@ -106,3 +106,17 @@ def test_the_cache_is_served_with_the_token_by_cache_serves_routes(class_server:
 def test_a_short_token_is_refused(tmp_path) -> None:
     with pytest.raises(KitError, match="16 characters"):
         server.app(tmp_path, "short", Roster(tmp_path / "p.sqlite3"))
+
+
+def test_the_guide_site_is_served_to_the_room_behind_the_token(tmp_path) -> None:
+    from tests.unit.classroom.conftest import free_port
+
+    guide = tmp_path / "site"
+    guide.mkdir()
+    (guide / "index.html").write_text("<h1>The labs</h1>")
+    roster = Roster(tmp_path / "p.sqlite3")
+    with server.serving(tmp_path / "cache", "127.0.0.1", free_port(), "a-token-of-16-chars-or-more", roster, guide=guide) as url:
+        assert call(f"{url}/guide/index.html", None)[0] == 401
+        status, body, headers = call(f"{url}/guide/index.html?token=a-token-of-16-chars-or-more", None)
+        assert status == 200 and b"The labs" in body and server.COOKIE in headers.get("Set-Cookie", "")
+    roster.close()
