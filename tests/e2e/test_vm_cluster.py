@@ -312,3 +312,37 @@ def test_destroy_leaves_no_domain_volume_or_network(cluster: Cluster) -> None:
     assert domains == []
     assert networks == []
     assert [v for v in volumes if v.strip()] == []
+
+
+def test_the_small_profile_boots_as_far_as_this_machine_allows(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`profile: small` on real VMs: the CI cluster's config (layers off: this machine
+    cannot run Kubernetes) with the profile's two nodes, their memory and CPUs; booted,
+    the node layers provisioned from the same cache, each guest holding the RAM the
+    profile gives it; then destroyed, leaving libvirt empty."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "tests/e2e/ci-cluster.yml").read_text())
+    config.update(name="kitsmall", profile="small")
+    config.pop("nodes")  # the profile's
+    config["network"] = {"cidr": "192.168.61.0/24"}
+    config["libvirt"] = {**config["libvirt"], "management_cidr": "192.168.126.0/24"}
+    path = ROOT / "tests/e2e/.ci-small.yml"  # beside ci-cluster.yml: its relative cache paths hold
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    state = tmp_path_factory.mktemp("kitsmall-state")
+    small = Cluster(env={**cluster.env, "LABKIT_CONFIG": str(path), "LABKIT_STATE_DIR": str(state)}, netns=cluster.netns, state_dir=state)
+    try:
+        start = time.monotonic()
+        small.kit("up", timeout=3600)
+        record("up, the small profile (2 nodes, 4608 MiB, node layers)", time.monotonic() - start)
+        status = small.kit("status").stdout
+        assert "cp1" in status and "worker1" in status and "2048" in status and "2560" in status
+        for node, memory in (("cp1", 2048), ("worker1", 2560)):
+            total = int(small.kit("ssh", node, "--command", "awk '/MemTotal/ {print $2}' /proc/meminfo").stdout.split()[-1]) // 1024
+            assert memory - 320 <= total <= memory, f"{node} has {total} MiB of the {memory} the profile gives it"
+            record(f"  small profile: {node} sees {total} MiB of its {memory} MiB", None)
+        assert "guest RAM of this config: 4608 MiB over 2 node(s)" in small.kit("budget").stdout
+        assert "profile small: 2 node(s), 4608 MiB" in small.kit("lab.list").stdout
+    finally:
+        proc = small.kit("destroy", "--yes", "--box-volume", timeout=900, check=False)
+        path.unlink(missing_ok=True)
+    assert "libvirt holds no domain, network or volume of kitsmall" in proc.stdout
