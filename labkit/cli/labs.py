@@ -10,6 +10,7 @@ from rich.table import Table
 from labkit.cli.common import console, friendly, kit, say
 from labkit.labs import actions, discovery, ladder
 from labkit.labs import progress as labs_progress
+from labkit.labs.words import ACTIONS_ZH, WORDS, say_in
 from labkit.paths import ROOT
 
 # ---------------------------------------------------------------------- labs
@@ -20,52 +21,45 @@ def _lab(lab_id: str):  # type: ignore[no-untyped-def]
     return discovery.find(discovery.discover(), lab_id)
 
 
-@task(name="list")
+@task(name="list", help={"lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_list(c: Context) -> None:
+def lab_list(c: Context, lang: str | None = None) -> None:
     """List the labs: layer, minutes, whether their layers are installed, and your progress."""
-
+    language = discovery.language(lang)
     k = kit()
     resolved = k.resolve()
     enabled = resolved.enabled_layers()
     addons = [name for name, on in resolved.config.addons.model_dump().items() if on]
     progress = labs_progress.Progress(k.progress_path)
-    table = Table("lab", "title", "layer", "min", "status")
+    table = Table(*WORDS[language]["columns"].split("|"))
     for lab in discovery.discover():
         missing = lab.missing_layers(enabled)
-        state = f"needs layers: {', '.join(missing)}" if missing else progress.status(lab)
-        lacking = lab.steps_lacking(addons)
+        state = say_in(language, "needs_layers", layers=", ".join(missing)) if missing else progress.status(lab, language)
+        lacking = lab.steps_lacking(addons, language)
         if lacking and not missing:
-            state += f"; without {', '.join(lacking)}"
-        table.add_row(lab.id, lab.spec.title, lab.spec.layer, str(lab.spec.minutes), state)
+            state += say_in(language, "without", steps=", ".join(lacking))
+        table.add_row(lab.id, lab.title(language), lab.spec.layer, str(lab.spec.minutes), state)
     console.print(table)
     if resolved.config.profile != "default":
         guest = sum(n.memory for n in resolved.nodes)
-        say(f"profile {resolved.config.profile}: {len(resolved.nodes)} node(s), {guest} MiB of guest RAM (labkit/profiles/{resolved.config.profile}.yml)")
+        say(say_in(language, "profile", profile=resolved.config.profile, nodes=len(resolved.nodes), guest=guest))
 
 
-@task(name="start", help={"lab": "Lab number, e.g. 01.", "lang": "Language of the guide: en or zh (default: from LANG)."})
+@task(name="start", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
 def lab_start(c: Context, lab: str, lang: str | None = None) -> None:
     """Start LAB: take its starting snapshot (first time) or restore it, and show where the guide is."""
+    language = discovery.language(lang)
     the_lab = _lab(lab)
     action = actions.start(kit(), the_lab)
-    say(f"✓ lab {the_lab.id} ({the_lab.spec.title}): starting snapshot {action}")
+    say(say_in(language, "started", id=the_lab.id, title=the_lab.title(language), action=action if language == "en" else ACTIONS_ZH.get(action, action)))
     needs = ", ".join(dict.fromkeys([*the_lab.spec.needs, the_lab.spec.layer]))
-    say(f"  about {the_lab.spec.minutes} minutes; it builds on: {needs}; {len(the_lab.spec.steps)} steps")
-    language = discovery.language(lang)
+    say(say_in(language, "about", minutes=the_lab.spec.minutes, needs=needs, steps=len(the_lab.spec.steps)))
     guide = the_lab.guide(language) if the_lab.guide(language).exists() else the_lab.guide()
     say(f"  {WORDS[language]['guide']}: {guide.relative_to(ROOT)} (site: `./kit docs.serve`)   then: ./kit lab.check {the_lab.id}")
 
 
-# The lab commands' own words, per language (`--lang`, else LANG); the hints are the labs'.
-WORDS = {
-    "en": {"hint": "hint", "pass": "{ok}/{total} checks pass ({secs:.1f} s)", "step": "step {n}", "guide": "guide"},
-    "zh": {"hint": "提示", "pass": "{ok}/{total} 项检查通过（{secs:.1f} 秒）", "step": "第 {n} 步", "guide": "指南"},
-}
-
-
-@task(name="check", help={"lab": "Lab number, e.g. 01.", "lang": "Language of the hints: en or zh (default: from LANG)."})
+@task(name="check", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
 def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
     """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
@@ -93,13 +87,14 @@ def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
         raise Exit(code=1)
 
 
-@task(name="solve", help={"lab": "Lab number, e.g. 01."})
+@task(name="solve", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_solve(c: Context, lab: str) -> None:
+def lab_solve(c: Context, lab: str, lang: str | None = None) -> None:
     """Do LAB's remaining steps with the guide's own commands (README.md), each held to its checks."""
+    language = discovery.language(lang)
     the_lab = _lab(lab)
     runs = actions.solve(kit(), the_lab)
-    say(f"✓ lab {the_lab.id} solved: {sum(r.ran for r in runs)} step(s) done by the guide's commands, {sum(not r.ran for r in runs)} done already")
+    say(say_in(language, "solved", id=the_lab.id, ran=sum(r.ran for r in runs), done=sum(not r.ran for r in runs)))
 
 
 @task(name="walk", help={"lab": "Lab number, e.g. 01."})
@@ -113,13 +108,14 @@ def lab_walk(c: Context, lab: str) -> None:
     say(f"✓ lab {the_lab.id}: the guide's {len(runs)} steps ran as written, each check failed before its step and passed after it")
 
 
-@task(name="reset", help={"lab": "Lab number, e.g. 01."})
+@task(name="reset", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_reset(c: Context, lab: str) -> None:
+def lab_reset(c: Context, lab: str, lang: str | None = None) -> None:
     """Put every node back to LAB's starting snapshot (your own snapshots of this lab are dropped)."""
+    language = discovery.language(lang)
     the_lab = _lab(lab)
     actions.reset(kit(), the_lab)
-    say(f"✓ lab {the_lab.id} is back at its start")
+    say(say_in(language, "reset", id=the_lab.id))
 
 
 @task(name="status", help={"json": "Print the progress as JSON (for an instructor)."})

@@ -70,6 +70,15 @@ class Lab:
     def snapshot(self) -> str:
         return f"lab-{self.spec.id}-start"
 
+    def title(self, lang: str = "en") -> str:
+        """The lab's title: lab.yml's, or in another language its guide's (the H1 after
+        its dash: `# 实验 02 — 从零开始构建容器`)."""
+        if lang != "en" and self.guide(lang).exists():
+            first = self.guide(lang).read_text(encoding="utf-8").split("\n", 1)[0]
+            if first.startswith("# ") and "—" in first:
+                return first.split("—", 1)[1].strip()
+        return self.spec.title
+
     def guide(self, lang: str = "en") -> Path:
         """The lab's guide in ``lang`` (`README.md`, `README.zh.md`)."""
         return self.path / ("README.md" if lang == "en" else f"README.{lang}.md")
@@ -87,10 +96,12 @@ class Lab:
         translated = data if isinstance(data, dict) else {}
         return {cid: str(translated.get(cid) or hint) for cid, hint in english.items()}
 
-    def steps_lacking(self, addons: Iterable[str]) -> list[str]:
+    def steps_lacking(self, addons: Iterable[str], language: str = "en") -> list[str]:
         """The steps that need an add-on which is off, as `step N (addons.X)`."""
+        from labkit.labs.words import say_in
+
         on = set(addons)
-        return [f"step {n} (addons.{s.needs_addon})" for n, s in enumerate(self.spec.steps, 1) if s.needs_addon and s.needs_addon not in on]
+        return [say_in(language, "lacking_step", n=n, addon=s.needs_addon) for n, s in enumerate(self.spec.steps, 1) if s.needs_addon and s.needs_addon not in on]
 
     def missing_layers(self, enabled: Iterable[str]) -> list[str]:
         on = set(enabled)

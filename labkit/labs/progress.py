@@ -57,15 +57,17 @@ class Progress:
         entry["reset"] = _now()
         self.save()
 
-    def status(self, lab: Lab) -> str:
+    def status(self, lab: Lab, language: str = "en") -> str:
+        from labkit.labs.words import say_in
+
         entry = self.data.get(lab.id)
         if not entry:
-            return "not started"
+            return say_in(language, "not_started")
         if "passed" in entry:
-            return "passed, after lab.solve" if entry.get("solved_by_kit", "~") <= entry["passed"] else "passed"
+            return say_in(language, "passed_solved" if entry.get("solved_by_kit", "~") <= entry["passed"] else "passed")
         checks: Mapping[str, bool] = entry.get("checks", {})
         done = sum(1 for ok in checks.values() if ok)
-        return f"in progress ({done}/{len(checks)} checks)" if checks else "started"
+        return say_in(language, "in_progress", done=done, total=len(checks)) if checks else say_in(language, "started_only")
 
 
 def _now() -> str:

@@ -76,3 +76,21 @@ def test_the_language_follows_lang_or_the_flag(monkeypatch: pytest.MonkeyPatch, 
 def test_an_unknown_language_flag_is_refused() -> None:
     with pytest.raises(KitError, match="en, zh"):
         language("fr")
+
+
+def test_the_lab_commands_say_the_same_things_in_both_languages() -> None:
+    import string
+
+    from labkit.labs.words import WORDS
+
+    assert set(WORDS["zh"]) == set(WORDS["en"])
+    for key, english in WORDS["en"].items():
+        fields = {f for _, f, _, _ in string.Formatter().parse(english) if f}
+        assert {f for _, f, _, _ in string.Formatter().parse(WORDS["zh"][key]) if f} == fields, key
+    assert WORDS["zh"]["columns"].count("|") == WORDS["en"]["columns"].count("|")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_each_lab_has_a_title_in_both_languages(lab: Lab) -> None:
+    assert lab.title("en") == lab.spec.title
+    assert lab.title("zh") != lab.spec.title or (lab.spec.title.isascii() and lab.title("zh") in lab.guide("zh").read_text(encoding="utf-8"))
