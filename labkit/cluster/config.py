@@ -220,6 +220,8 @@ def _problem_from_pydantic(err: Mapping[str, Any]) -> Problem:
         return Problem(where, value, f"is below the minimum {ctx.get('ge')}", f"use at least {ctx.get('ge')}")
     if kind == "less_than_equal":
         return Problem(where, value, f"is above the maximum {ctx.get('le')}", f"use at most {ctx.get('le')}")
+    if kind == "string_pattern_mismatch" and where.startswith("classroom."):
+        return Problem(where, value, "is not what `./kit classroom.join` writes", "run `./kit classroom.join URL --token T --student NAME` again (or `./kit classroom.leave`)")
     if kind == "string_pattern_mismatch":
         return Problem(where, value, "is not a valid name", "use 1 to 32 lowercase letters, digits and '-', starting with a letter and not ending with '-' (it becomes a hostname)")
     if kind.startswith("ip_v4"):

@@ -142,3 +142,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load(write(tmp_path, bad), LIBVIRT_HOST)
     wheres = {p.where for p in err.value.problems}
     assert {"nodes[0].memory", "nodes[0].cpus", "nodes[1].name", "versions.istio"} <= wheres
+
+
+def test_a_hand_edited_classroom_block_points_back_to_join(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID, override='classroom: {url: "ftp://x", token: "0123456789abcdef", student: Ann}\n')
+    with pytest.raises(ConfigError) as err:
+        load(path, LIBVIRT_HOST)
+    assert "classroom.url" in str(err.value) and "classroom.join" in str(err.value) and "hostname" not in str(err.value)
