@@ -21,14 +21,8 @@ def docs_build(c: Context) -> None:
 @friendly
 def docs_serve(c: Context, port: int = 8000, host: str = "127.0.0.1") -> None:
     """Build the guide site and serve it until Ctrl-C."""
-    from aiohttp import web
-
     from labkit.cache import serve
     from labkit.docs import site
 
     built = site.build(kit().state_dir)
-    application = web.Application()
-    application.router.add_get("/", lambda _request: web.HTTPFound("/index.html"))
-    application.router.add_static("/", built.out)
-    server = serve.serving(built.out, host, port, application=application, what="the guide site", is_cache=False)
-    serve.run_until_stopped(server, lambda url: say(f"✓ the guide site at {url}/ (English; 中文: {url}/zh/index.html), until Ctrl-C"))
+    serve.run_until_stopped(site.serving(built, host, port), lambda url: say(f"✓ the guide site at {url}/ (English; 中文: {url}/zh/index.html), until Ctrl-C"))

@@ -14,6 +14,7 @@ page fails the build. The generated sources and the site go to the state folder.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -150,9 +151,9 @@ def generate(state_dir: Path) -> Site:
         for lang, suffix in (("en", ""), ("zh", ".zh")):
             page = lab_page(lab, lang, assets, pages, chart if lab.id == "06" and chart.exists() else None)
             (docs / "labs" / f"{lab.path.name}{suffix}.md").write_text(page, encoding="utf-8")
-    nav_items: list[object] = [{"Home": "index.md"}, {"Host requirements": "host-requirements.md"}, {"The labs": "labs.md"}]
-    nav_items.append({"Labs": [{f"{lab.id} {lab.spec.title}": f"labs/{lab.path.name}.md"} for lab in labs]})
-    nav_items += [{"Running a workshop": "workshop.md"}, {"Going offline": "offline.md"}]
+    page = {name: {TITLES["en"][name]: f"{name}.md"} for name in USER_PAGES}
+    guides = {"Labs": [{f"{lab.id} {lab.spec.title}": f"labs/{lab.path.name}.md"} for lab in labs]}
+    nav_items: list[object] = [page["index"], page["host-requirements"], page["labs"], guides, page["workshop"], page["offline"]]
     config = {
         "site_name": "labkit — the virtualization ladder",
         "docs_dir": "docs",
@@ -178,6 +179,21 @@ def generate(state_dir: Path) -> Site:
     }
     (source / "mkdocs.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return Site(source, state_dir / "site")
+
+
+def serving(site: Site, host: str, port: int) -> contextlib.AbstractContextManager[str]:
+    """Serve the built site from a background thread (`docs.serve`, the browser test)."""
+    from aiohttp import web
+
+    from labkit.cache import serve
+
+    async def home(_request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/index.html")
+
+    application = web.Application()
+    application.router.add_get("/", home)
+    application.router.add_static("/", site.out)
+    return serve.serving(site.out, host, port, application=application, what="the guide site", is_cache=False)
 
 
 def build(state_dir: Path) -> Site:

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from labkit.cache import serve
 from labkit.docs import site
 from tests.unit.conftest import SCREENSHOTS, needs_chromium
 
@@ -36,9 +34,7 @@ def served(built: site.Site) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    application = web.Application()
-    application.router.add_static("/", built.out)
-    with serve.serving(built.out, "127.0.0.1", port, application=application, what="the guide site", is_cache=False) as url:
+    with site.serving(built, "127.0.0.1", port) as url:
         yield url
 
 
