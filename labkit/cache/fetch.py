@@ -280,7 +280,7 @@ def fetch(
     reporter = reporter or Reporter()
     stop = stop or threading.Event()
     registries = {ImageRef.parse(i.url).registry for i in items if i.kind == "image" and i.url.startswith("docker://")}
-    registry = RegistryClient(endpoints=mirrors.registry_endpoints(registries), timeout=timeout, stop=stop, headers=mirrors.headers(mirrors.peer + "/"))
+    registry = RegistryClient(endpoints=mirrors.registry_endpoints(registries), timeout=timeout, stop=stop, headers=mirrors.peer_headers())
     fetcher = _Fetcher(cache_dir, mirrors, lock or Lock(cache_dir), reporter, registry, moved, stop, timeout)
     outcomes: list[Outcome] = []
     todo = []

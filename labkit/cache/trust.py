@@ -51,9 +51,13 @@ class Mirrors:
         through the mirrors."""
         return f"{self.peer.rstrip('/')}/{relpath}" if self.peer else self.rewrite(url)
 
+    def peer_headers(self) -> dict[str, str]:
+        """What every request to the peer carries: its token (nothing without a peer)."""
+        return {"Authorization": f"Bearer {self.peer_token}"} if self.peer else {}
+
     def headers(self, url: str) -> dict[str, str]:
         """What a request to ``url`` carries: the peer's token, to the peer only."""
-        return {"Authorization": f"Bearer {self.peer_token}"} if self.peer and url.startswith(self.peer.rstrip("/") + "/") else {}
+        return self.peer_headers() if self.peer and url.startswith(self.peer.rstrip("/") + "/") else {}
 
     def registry_endpoints(self, registries: Iterable[str]) -> dict[str, str]:
         """The base URL of each registry: the peer's copy (`<peer>/<registry>`: the cache
