@@ -10,7 +10,7 @@ from rich.table import Table
 from labkit.cli.common import console, friendly, kit, say
 from labkit.labs import actions, discovery, ladder
 from labkit.labs import progress as labs_progress
-from labkit.labs.words import ACTIONS_ZH, WORDS, say_in
+from labkit.labs.words import ACTIONS_ZH, WORDS, pad, say_in
 from labkit.paths import ROOT
 
 # ---------------------------------------------------------------------- labs
@@ -69,13 +69,13 @@ def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
     the_lab, k = _lab(lab), kit()
     hints = the_lab.hints(language)
     steps = {cid: n for n, step in enumerate(the_lab.spec.steps, 1) for cid in step.checks}
-    results, problems = actions.check(k, the_lab)
+    results, problems = actions.check(k, the_lab, language)
     for r in results:
         title = r.step if language == "en" else words["step"].format(n=steps.get(r.id, "?"))
         if r.ok:
             say(f"  ✓ {r.id:<22} {title}")
         else:
-            say(f"  ✗ {r.id:<22} {title}\n      {r.detail}\n      {words['hint']}: {hints.get(r.id, r.hint)}")
+            say(f"  ✗ {r.id:<22} {title}\n      {the_lab.detail(r.detail, language)}\n      {words['hint']}: {hints.get(r.id, r.hint)}")
     for problem in problems:
         say(f"  ! {problem}")
     failed = [r for r in results if not r.ok]
@@ -97,15 +97,16 @@ def lab_solve(c: Context, lab: str, lang: str | None = None) -> None:
     say(say_in(language, "solved", id=the_lab.id, ran=sum(r.ran for r in runs), done=sum(not r.ran for r in runs)))
 
 
-@task(name="walk", help={"lab": "Lab number, e.g. 01."})
+@task(name="walk", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_walk(c: Context, lab: str) -> None:
+def lab_walk(c: Context, lab: str, lang: str | None = None) -> None:
     """Test LAB's guide on a just-started lab: run each step's commands as written; every check must fail before its step and pass after it."""
+    language = discovery.language(lang)
     the_lab = _lab(lab)
     runs = actions.solve(kit(), the_lab, strict=True)
     for r in runs:
-        say(f"  step {r.number}  {r.seconds:6.1f} s  {r.title}")
-    say(f"✓ lab {the_lab.id}: the guide's {len(runs)} steps ran as written, each check failed before its step and passed after it")
+        say(say_in(language, "walk_step", n=r.number, secs=r.seconds, title=r.title))
+    say(say_in(language, "walked", id=the_lab.id, steps=len(runs)))
 
 
 @task(name="reset", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
@@ -118,9 +119,9 @@ def lab_reset(c: Context, lab: str, lang: str | None = None) -> None:
     say(say_in(language, "reset", id=the_lab.id))
 
 
-@task(name="status", help={"json": "Print the progress as JSON (for an instructor)."})
+@task(name="status", help={"json": "Print the progress as JSON (for an instructor).", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_status(c: Context, json: bool = False) -> None:
+def lab_status(c: Context, json: bool = False, lang: str | None = None) -> None:
     """Your progress through the labs (kept in .state/labs-progress.json)."""
     import json as json_mod
 
@@ -129,32 +130,34 @@ def lab_status(c: Context, json: bool = False) -> None:
     if json:
         print(json_mod.dumps({"cluster": k.resolve().config.name, "labs": progress.data}, indent=2, sort_keys=True))
         return
+    language = discovery.language(lang)
     for lab in discovery.discover():
-        say(f"  {lab.id}  {progress.status(lab):<28} {lab.spec.title}")
+        say(f"  {lab.id}  {pad(progress.status(lab, language), 28)} {lab.title(language)}")
 
 
-@task(name="snapshot", help={"lab": "Lab number, e.g. 01.", "name": "Your name for the snapshot."})
+@task(name="snapshot", help={"lab": "Lab number, e.g. 01.", "name": "Your name for the snapshot.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_snapshot(c: Context, lab: str, name: str) -> None:
+def lab_snapshot(c: Context, lab: str, name: str, lang: str | None = None) -> None:
     """Take a snapshot of the lab's nodes from the host, named labNN-NAME (dropped by lab.reset)."""
     the_lab = _lab(lab)
     snap = actions.snapshot(kit(), the_lab, name)
-    say(f"✓ snapshot {snap} taken; go back to it with `./kit lab.restore {the_lab.id} {name}`")
+    say(say_in(discovery.language(lang), "snapshot_taken", snap=snap, id=the_lab.id, name=name))
 
 
-@task(name="restore", help={"lab": "Lab number, e.g. 01.", "name": "The name given to lab.snapshot."})
+@task(name="restore", help={"lab": "Lab number, e.g. 01.", "name": "The name given to lab.snapshot.", "lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_restore(c: Context, lab: str, name: str) -> None:
+def lab_restore(c: Context, lab: str, name: str, lang: str | None = None) -> None:
     """Put the lab's nodes back to your snapshot labNN-NAME (taken with lab.snapshot)."""
     the_lab = _lab(lab)
     snap = actions.snapshot(kit(), the_lab, name, restore=True)
-    say(f"✓ the lab's nodes are back at {snap}")
+    say(say_in(discovery.language(lang), "restored", snap=snap))
 
 
-@task(name="ladder")
+@task(name="ladder", help={"lang": "Language: en or zh (default: from LANG)."})
 @friendly
-def lab_ladder(c: Context) -> None:
+def lab_ladder(c: Context, lang: str | None = None) -> None:
     """Lab 06: read the measurements from the control plane (~/lab06/ladder.txt), print the table, draw .state/ladder.png."""
+    language = discovery.language(lang)
     rungs, data, png = actions.ladder(kit())
-    say(ladder.table(rungs))
-    say(f"wrote {data} and {png}")
+    say(ladder.table(rungs, language))
+    say(say_in(language, "wrote", data=data, png=png))

@@ -155,13 +155,13 @@ def solve(k: Kit, lab: Any, strict: bool = False) -> list[Any]:
     return runs
 
 
-def check(k: Kit, lab: Any) -> tuple[list[labs_checks.Result], list[str]]:
+def check(k: Kit, lab: Any, language: str = "en") -> tuple[list[labs_checks.Result], list[str]]:
     """Run every check of ``lab`` (recorded in the student's progress); when one fails,
-    also the lab's pods that cannot pull their image, with what to do."""
+    also the lab's pods that cannot pull their image, with what to do (in ``language``)."""
     nodes = context(k, lab)
     results = labs_checks.run_checks(lab, nodes)
     labs_progress.Progress(k.progress_path).checked(lab, results)
-    problems = labs_checks.pull_problems(lab, nodes) if not all(r.ok for r in results) else []
+    problems = labs_checks.pull_problems(lab, nodes, language) if not all(r.ok for r in results) else []
     return results, problems
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from labkit.errors import KitError
-from labkit.labs.discovery import Lab, Step
+from labkit.labs.discovery import Lab, Step, Why
+from labkit.labs.words import say_in
 
 # ---------------------------------------------------------------------- running checks
 
@@ -44,7 +45,8 @@ def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None, workers:
             chk.fn(nodes)
             ok, detail = True, ""
         except AssertionError as exc:
-            ok, detail = False, str(exc).split("\n")[0]
+            said = exc.args[0] if exc.args else ""
+            ok, detail = False, said if isinstance(said, Why) else str(exc).split("\n")[0]
         except Exception as exc:
             ok, detail = False, f"{type(exc).__name__}: {exc}".split("\n")[0]
         return Result(check_id, step.title, ok, chk.hint, detail, time.monotonic() - start)
@@ -58,7 +60,7 @@ def run_checks(lab: Lab, nodes: Any, only: Iterable[str] | None = None, workers:
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull")
 
 
-def pull_problems(lab: Lab, nodes: Any) -> list[str]:
+def pull_problems(lab: Lab, nodes: Any, language: str = "en") -> list[str]:
     """Pods of the lab's namespace (labNN) whose image cannot be pulled, with what to do: a
     failed check whose real cause is an image reads as one. Empty for labs below Kubernetes."""
     if "kubernetes" not in (lab.spec.layer, *lab.spec.needs):
@@ -72,8 +74,5 @@ def pull_problems(lab: Lab, nodes: Any) -> list[str]:
         for status in pod.get("status", {}).get("containerStatuses", []) + pod.get("status", {}).get("initContainerStatuses", []):
             waiting = status.get("state", {}).get("waiting") or {}
             if waiting.get("reason") in PULL_FAILURES:
-                found.append(
-                    f"pod {pod['metadata']['name']} cannot pull {status.get('image')} ({waiting['reason']}). `./kit lab.start {lab.id}` puts the lab's images"
-                    f" on every node; if this image is not one of them (lab.yml `images`), run `./kit cache.serve` on the host while the pod pulls"
-                )
+                found.append(say_in(language, "cannot_pull", pod=pod["metadata"]["name"], image=status.get("image"), reason=waiting["reason"], id=lab.id))
     return found

@@ -83,18 +83,36 @@ class Lab:
         """The lab's guide in ``lang`` (`README.md`, `README.zh.md`)."""
         return self.path / ("README.md" if lang == "en" else f"README.{lang}.md")
 
+    def _translations(self, kind: str, lang: str) -> dict[str, str]:
+        """The lab's `<kind>.<lang>.yml` (hints, details), empty when there is none."""
+        path = self.path / f"{kind}.{lang}.yml"
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise KitError(f"cannot read {path}: {exc}") from None
+        if isinstance(data, list):  # details: a list of {en: ..., <lang>: ...} (long lines fold)
+            return {str(pair["en"]): str(pair[lang]) for pair in data if isinstance(pair, dict) and pair.get("en") and pair.get(lang)}
+        return {str(k): str(v) for k, v in data.items() if v} if isinstance(data, dict) else {}
+
     def hints(self, lang: str = "en") -> dict[str, str]:
         """Each check's hint in ``lang``: checks.py's own, or the lab's `hints.<lang>.yml`."""
         english = {c.id: c.hint for c in self.checks.values()}
         if lang == "en":
             return english
-        path = self.path / f"hints.{lang}.yml"
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise KitError(f"cannot read {path}: {exc}") from None
-        translated = data if isinstance(data, dict) else {}
-        return {cid: str(translated.get(cid) or hint) for cid, hint in english.items()}
+        translated = self._translations("hints", lang)
+        return {cid: translated.get(cid, hint) for cid, hint in english.items()}
+
+    def detail(self, message: str, lang: str = "en") -> str:
+        """A failed check's message in ``lang``: the lab's `details.<lang>.yml` lists each
+        English message (a ``why`` template, or a plain assert's text) with its translation;
+        one it lacks is said in English."""
+        if lang == "en":
+            return str(message)
+        template = message.template if isinstance(message, Why) else str(message)
+        said = self._translations("details", lang).get(template)
+        if said is None:
+            return str(message)
+        return said.format(**message.values) if isinstance(message, Why) else said
 
     def steps_lacking(self, addons: Iterable[str], language: str = "en") -> list[str]:
         """The steps that need an add-on which is off, as `step N (addons.X)`."""
@@ -109,6 +127,26 @@ class Lab:
 
 
 # ---------------------------------------------------------------------- check registry
+
+
+class Why(str):
+    """A check's failure message: the English text, keeping its template and values so that
+    ``Lab.detail`` can say it in the guide's language (as gettext keys a catalog by the
+    English message): ``assert ok, why("{n} of {want} replicas are available", n=n, want=w)``.
+    A test holds every message of the checks to a translation with the same fields."""
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, /, **values: Any) -> Why:
+        self = super().__new__(cls, template.format(**values))
+        self.template, self.values = template, values
+        return self
+
+
+def why(template: str, /, **values: Any) -> Why:
+    return Why(template, **values)
+
 
 _REGISTRY: list[Check] = []
 

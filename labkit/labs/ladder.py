@@ -21,6 +21,7 @@ from pathlib import Path
 
 from labkit.cluster import budget
 from labkit.errors import KitError
+from labkit.labs.discovery import why
 
 RUNGS = (
     ("vm", "VM (boot)"),
@@ -55,7 +56,7 @@ def systemd_seconds(text: str) -> float:
     total = text.rsplit("=", 1)[-1].strip()
     parts = re.findall(r"([0-9.]+)(ms|min|s|h)\b", total)
     if not parts:
-        raise KitError(f"cannot read a duration from {text!r}")
+        raise KitError(why("cannot read a duration from {text!r}", text=text))
     return sum(float(v) * _UNITS[u] for v, u in parts)
 
 
@@ -63,7 +64,7 @@ def mebibytes(text: str) -> float:
     """`123Mi`, `2Gi`, `512Ki` or plain bytes, in MiB; several values (one per container) are summed."""
     values = re.findall(r"[0-9.]+(?:Ki|Mi|Gi)?", text)
     if not values:
-        raise KitError(f"cannot read a memory size from {text!r}")
+        raise KitError(why("cannot read a memory size from {text!r}", text=text))
     return sum(budget.mib(v) for v in values)
 
 
@@ -71,7 +72,7 @@ def seconds(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise KitError(f"cannot read a number of seconds from {text!r}") from None
+        raise KitError(why("cannot read a number of seconds from {text!r}", text=text)) from None
 
 
 def samples(record: str) -> dict[str, list[str]]:
@@ -92,7 +93,7 @@ def parse(record: str) -> list[Rung]:
     wanted = [k for key, _ in RUNGS for k in (START_KEYS[key], f"{key}_mem")]
     missing = [k for k in wanted if k not in values]
     if missing:
-        raise KitError(f"the record lacks {', '.join(missing)}: run measure.sh again (step 1)")
+        raise KitError(why("the record lacks {missing}: run measure.sh again (step 1)", missing=", ".join(missing)))
     rungs = []
     for key, label in RUNGS:
         read = systemd_seconds if key == "vm" else seconds
@@ -108,10 +109,15 @@ def mesh_cost(rungs: list[Rung]) -> tuple[float, float]:
     return round(by_key["mesh"].start_s - by_key["pod"].start_s, 3), round(by_key["mesh"].memory_mib - by_key["pod"].memory_mib, 1)
 
 
-def table(rungs: list[Rung]) -> str:
-    lines = [f"{'rung':<24}{'start-up':>12}{'memory':>14}{'samples':>9}", *(f"{r.label:<24}{r.start_s:>11.3f}s{r.memory_mib:>10.1f} MiB{r.samples:>9}" for r in rungs)]
+def table(rungs: list[Rung], language: str = "en") -> str:
+    from labkit.labs.words import RUNGS_ZH, WORDS, pad, say_in
+
+    rung, start_up, memory_h, samples_h = WORDS[language]["ladder_columns"].split("|")
+    label = {r.key: (r.label if language == "en" else RUNGS_ZH.get(r.key, r.label)) for r in rungs}
+    lines = [pad(rung, 24) + pad(start_up, 12, True) + pad(memory_h, 14, True) + pad(samples_h, 9, True)]
+    lines += [pad(label[r.key], 24) + f"{r.start_s:>11.3f}s{r.memory_mib:>10.1f} MiB{r.samples:>9}" for r in rungs]
     start, memory = mesh_cost(rungs)
-    lines += ["medians of the samples; the VM booted once", f"the mesh's cost per pod (Istio's sidecar): {start:+.3f} s to start, {memory:+.1f} MiB of memory"]
+    lines += [say_in(language, "ladder_medians"), say_in(language, "ladder_mesh", start=start, memory=memory)]
     return "\n".join(lines)
 
 

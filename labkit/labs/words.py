@@ -24,6 +24,16 @@ WORDS: dict[str, dict[str, str]] = {
         "in_progress": "in progress ({done}/{total} checks)",
         "started_only": "started",
         "lacking_step": "step {n} (addons.{addon})",
+        "walk_step": "  step {n}  {secs:6.1f} s  {title}",
+        "walked": "✓ lab {id}: the guide's {steps} steps ran as written, each check failed before its step and passed after it",
+        "snapshot_taken": "✓ snapshot {snap} taken; go back to it with `./kit lab.restore {id} {name}`",
+        "restored": "✓ the lab's nodes are back at {snap}",
+        "ladder_columns": "rung|start-up|memory|samples",
+        "ladder_medians": "medians of the samples; the VM booted once",
+        "ladder_mesh": "the mesh's cost per pod (Istio's sidecar): {start:+.3f} s to start, {memory:+.1f} MiB of memory",
+        "wrote": "wrote {data} and {png}",
+        "cannot_pull": "pod {pod} cannot pull {image} ({reason}). `./kit lab.start {id}` puts the lab's images on every node;"
+        " if this image is not one of them (lab.yml `images`), run `./kit cache.serve` on the host while the pod pulls",
     },
     "zh": {
         "hint": "提示",
@@ -44,11 +54,31 @@ WORDS: dict[str, dict[str, str]] = {
         "in_progress": "进行中（{done}/{total} 项检查）",
         "started_only": "已开始",
         "lacking_step": "第 {n} 步（addons.{addon}）",
+        "walk_step": "  第 {n} 步  {secs:6.1f} 秒  {title}",
+        "walked": "✓ 实验 {id}：指南的 {steps} 步均按原样运行，每项检查在其步骤之前失败、之后通过",
+        "snapshot_taken": "✓ 快照 {snap} 已创建；用 `./kit lab.restore {id} {name}` 回到它",
+        "restored": "✓ 实验的节点已回到 {snap}",
+        "ladder_columns": "层级|启动时间|内存|样本数",
+        "ladder_medians": "各样本的中位数；虚拟机只启动了一次",
+        "ladder_mesh": "服务网格每个 Pod 的开销（Istio 的 sidecar）：启动多 {start:+.3f} 秒，内存多 {memory:+.1f} MiB",
+        "wrote": "已写入 {data} 和 {png}",
+        "cannot_pull": "Pod {pod} 无法拉取 {image}（{reason}）。`./kit lab.start {id}` 会把实验的镜像放到每个节点上；"
+        "如果这个镜像不在其中（lab.yml 的 `images`），请在 Pod 拉取镜像时在主机上运行 `./kit cache.serve`",
     },
 }
 # What `lab.start` did to the starting snapshot, in Chinese.
 ACTIONS_ZH = {"taken": "创建", "restored": "恢复"}
+# Lab 06's rungs (``ladder.RUNGS``' labels), in Chinese.
+RUNGS_ZH = {"vm": "虚拟机（启动）", "container": "容器（ctr）", "pod": "Pod（Kubernetes）", "mesh": "Pod + sidecar（Istio）", "function": "函数（冷启动）"}
 
 
 def say_in(language: str, key: str, **values: object) -> str:
     return WORDS[language][key].format(**values)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to ``width`` terminal cells (a Chinese character takes two)."""
+    from rich.cells import cell_len
+
+    gap = " " * max(0, width - cell_len(text))
+    return gap + text if right else text + gap

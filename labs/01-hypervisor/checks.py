@@ -1,20 +1,20 @@
 """Lab 01 checks: each reads what the student recorded and compares it with the node itself."""
 
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab01"
 
 
 def _recorded(node, name):
     f = node.file(f"{DIR}/{name}")
-    assert f.exists, f"{DIR}/{name} does not exist yet"
+    assert f.exists, why("{path} does not exist yet", path=f"{DIR}/{name}")
     return f.content_string.strip()
 
 
 @check("virt_recorded", hint="Run `systemd-detect-virt > ~/lab01/virt.txt` on the node (step 1).")
 def virt_recorded(nodes):
     actual = nodes.first.check_output("systemd-detect-virt || true")
-    assert _recorded(nodes.first, "virt.txt") == actual, f"virt.txt does not say {actual!r}"
+    assert _recorded(nodes.first, "virt.txt") == actual, why("virt.txt does not say {actual!r}", actual=actual)
 
 
 @check("virtio_recorded", hint="List the virtio drivers: `ls /sys/bus/virtio/drivers > ~/lab01/virtio.txt` (step 2).")
@@ -24,7 +24,7 @@ def virtio_recorded(nodes):
     # libvirt gives the nodes a virtio disk and NIC; VirtualBox a virtio NIC (the kit's
     # Vagrantfile asks for it) beside an emulated SATA disk.
     assert "virtio_net" in actual, "this node has no virtio NIC (is it one of the kit's VMs?)"
-    assert recorded == actual, f"virtio.txt lists {sorted(recorded)}, the node has {sorted(actual)}"
+    assert recorded == actual, why("virtio.txt lists {recorded}, the node has {actual}", recorded=sorted(recorded), actual=sorted(actual))
 
 
 @check(
@@ -45,7 +45,9 @@ def boot_time_recorded(nodes):
     assert recorded and recorded[0].startswith("Startup finished in"), "boot.txt should start with systemd-analyze's 'Startup finished in'"
     # The node's own figures for this boot: a line typed by hand does not match them.
     actual = nodes.first.check_output("systemd-analyze 2>/dev/null | head -n 1 || true").strip()
-    assert recorded[0].strip() == actual, f"boot.txt says {recorded[0].strip()!r}, but this boot's systemd-analyze says {actual!r}: save its output, do not type it"
+    assert recorded[0].strip() == actual, why(
+        "boot.txt says {recorded!r}, but this boot's systemd-analyze says {actual!r}: save its output, do not type it", recorded=recorded[0].strip(), actual=actual
+    )
 
 
 @check("snapshot_taken", hint="On the host: `./kit lab.snapshot 01 mine` (step 5).")

@@ -1,6 +1,6 @@
 """Lab 02 checks: each looks at the kernel state or the file the step leaves behind."""
 
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab02"
 
@@ -20,7 +20,7 @@ def cgroup_oom_kill(nodes):
     cg = nodes.first.file("/sys/fs/cgroup/lab02")
     assert cg.is_directory, "the cgroup /sys/fs/cgroup/lab02 does not exist"
     limit = nodes.first.file("/sys/fs/cgroup/lab02/memory.max").content_string.strip()
-    assert limit != "max" and int(limit) <= 64 * 1024 * 1024, f"memory.max is {limit}: set a limit of at most 64M"
+    assert limit != "max" and int(limit) <= 64 * 1024 * 1024, why("memory.max is {limit}: set a limit of at most 64M", limit=limit)
     events = dict(line.split() for line in nodes.first.file("/sys/fs/cgroup/lab02/memory.events").content_string.strip().splitlines())
     assert int(events.get("oom_kill", "0")) >= 1, "no process has been killed by the limit yet (memory.events oom_kill is 0)"
 
@@ -42,7 +42,7 @@ def chroot_ran(nodes):
     # (a listing of the node's real / names etc, home, proc, usr, ...).
     rootfs = set(nodes.first.check_output(f"ls {DIR}/rootfs").split()) - {"chroot-was-here"}
     assert "bin" in seen, "the listing inside the chroot should show its own /bin"
-    assert seen == rootfs, f"the listing shows {sorted(seen)}, but ~/lab02/rootfs holds {sorted(rootfs)}: list / from inside the chroot"
+    assert seen == rootfs, why("the listing shows {seen}, but ~/lab02/rootfs holds {rootfs}: list / from inside the chroot", seen=sorted(seen), rootfs=sorted(rootfs))
 
 
 @check(
@@ -54,4 +54,4 @@ def ctr_container_ran(nodes):
     assert out.exists, "~/lab02/ctr.txt does not exist yet"
     assert out.content_string.strip() == "hello from a container", "ctr.txt should hold the container's output: hello from a container"
     images = nodes.first.run("sudo ctr images ls -q").stdout
-    assert nodes.image_ref in images.split(), f"containerd has no image {nodes.image_ref}: `./kit lab.reset 02` brings back the lab's start, where it is"
+    assert nodes.image_ref in images.split(), why("containerd has no image {image}: `./kit lab.reset 02` brings back the lab's start, where it is", image=nodes.image_ref)

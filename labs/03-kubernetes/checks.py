@@ -1,7 +1,7 @@
 """Lab 03 checks: the cluster's state through the Kubernetes API (the Kubernetes client,
 `nodes.api(path)`), and the files the steps leave on the control plane (testinfra)."""
 
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab03"
 DEPLOY = "/apis/apps/v1/namespaces/lab03/deployments/web"
@@ -24,10 +24,10 @@ def _web_pods(nodes):
 
 def _settled(d, replicas):
     spec, status = d["spec"], d.get("status", {})
-    assert spec.get("replicas") == replicas, f"the Deployment asks for {spec.get('replicas')} replicas, not {replicas}"
+    assert spec.get("replicas") == replicas, why("the Deployment asks for {asked} replicas, not {replicas}", asked=spec.get("replicas"), replicas=replicas)
     assert status.get("observedGeneration", 0) >= d["metadata"].get("generation", 0), "the Deployment controller has not seen the last change yet"
     available = status.get("availableReplicas", 0)
-    assert available == replicas, f"{available} of {replicas} replicas are available"
+    assert available == replicas, why("{available} of {replicas} replicas are available", available=available, replicas=replicas)
 
 
 @check(
@@ -38,12 +38,12 @@ def control_plane_static_pods(nodes):
     listing = nodes.first.file(f"{DIR}/static-pods.txt")
     assert listing.exists, "~/lab03/static-pods.txt does not exist yet"
     for name in STATIC:
-        assert f"{name}.yaml" in listing.content_string.split(), f"{name}.yaml is not in static-pods.txt"
+        assert f"{name}.yaml" in listing.content_string.split(), why("{name}.yaml is not in static-pods.txt", name=name)
     for name in STATIC:
         pod = nodes.api(f"/api/v1/namespaces/kube-system/pods/{name}-{nodes.first_name}")
-        assert pod is not None, f"no mirror pod {name}-{nodes.first_name} in kube-system"
-        assert "kubernetes.io/config.mirror" in pod["metadata"].get("annotations", {}), f"{name} is not a static pod's mirror"
-        assert pod["status"].get("phase") == "Running", f"{name} is {pod['status'].get('phase')}"
+        assert pod is not None, why("no mirror pod {pod} in kube-system", pod=f"{name}-{nodes.first_name}")
+        assert "kubernetes.io/config.mirror" in pod["metadata"].get("annotations", {}), why("{name} is not a static pod's mirror", name=name)
+        assert pod["status"].get("phase") == "Running", why("{name} is {phase}", name=name, phase=pod["status"].get("phase"))
 
 
 @check("etcd_keys_read", hint="Ask etcd for its keys with etcdctl inside the etcd pod and save them to ~/lab03/etcd-keys.txt (step 1).")
@@ -59,7 +59,7 @@ def web_deployed(nodes):
     d = _deployment(nodes)
     assert d["spec"]["template"]["spec"]["containers"][0]["image"].endswith("busybox:1.37.0"), "the web container should run the lab's busybox image"
     available = d.get("status", {}).get("availableReplicas", 0)
-    assert available >= 2, f"only {available} replica(s) available: are the pods pulling their image?"
+    assert available >= 2, why("only {available} replica(s) available: are the pods pulling their image?", available=available)
 
 
 @check("web_scaled", hint="`kubectl -n lab03 scale deploy/web --replicas=4` (step 3) and watch `kubectl -n lab03 get pods -o wide`.")
@@ -72,14 +72,16 @@ def pod_replaced(nodes):
     record = nodes.first.file(f"{DIR}/deleted-pod.txt")
     assert record.exists, "~/lab03/deleted-pod.txt does not exist yet"
     deleted = record.content_string.strip()
-    assert deleted.startswith("web-"), f"deleted-pod.txt should name a web pod, not {deleted!r}"
+    assert deleted.startswith("web-"), why("deleted-pod.txt should name a web pod, not {deleted!r}", deleted=deleted)
     # A pod of the Deployment is named after one of its ReplicaSets plus five characters.
     sets = [rs["metadata"]["name"] for rs in (nodes.api(REPLICASETS) or {"items": []})["items"]]
     prefix, _, suffix = deleted.rpartition("-")
     pattern = ", ".join(f"{rs}-xxxxx" for rs in sets) or "after the ReplicaSet"
-    assert prefix in sets and len(suffix) == 5 and suffix.isalnum(), f"{deleted} is not the name of a web pod (they are named {pattern}): copy it from `kubectl -n lab03 get pods`"
+    assert prefix in sets and len(suffix) == 5 and suffix.isalnum(), why(
+        "{deleted} is not the name of a web pod (they are named {pattern}): copy it from `kubectl -n lab03 get pods`", deleted=deleted, pattern=pattern
+    )
     names = [p["metadata"]["name"] for p in _web_pods(nodes)]
-    assert deleted not in names, f"{deleted} still exists"
+    assert deleted not in names, why("{deleted} still exists", deleted=deleted)
     _settled(_deployment(nodes), 4)
 
 
@@ -99,12 +101,12 @@ def node_failure_survived(nodes):
     assert cordoned, "no node is drained (cordoned): `kubectl drain` a worker"
     pods = _web_pods(nodes)
     on_drained = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in cordoned]
-    assert not on_drained, f"web pods still on the drained node: {', '.join(on_drained)}"
+    assert not on_drained, why("web pods still on the drained node: {pods}", pods=", ".join(on_drained))
     # A cordon only keeps new pods away; a drain also evicts the running ones, and the
     # Deployment recreates them elsewhere, after the node was cordoned.
     since = min(t for t in cordoned.values() if t) if any(cordoned.values()) else ""
     moved = [p for p in pods if since and p["metadata"].get("creationTimestamp", "") > since]
-    assert moved, f"no web pod was recreated after {', '.join(cordoned)} was cordoned: a cordon stops new pods, `kubectl drain` also evicts the running ones"
+    assert moved, why("no web pod was recreated after {nodes} was cordoned: a cordon stops new pods, `kubectl drain` also evicts the running ones", nodes=", ".join(cordoned))
     _settled(_deployment(nodes), 4)
 
 
@@ -126,7 +128,7 @@ def service_answers_by_name(nodes):
 def rolled_out_v2(nodes):
     d = _deployment(nodes)
     env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])}
-    assert env.get("VERSION") == "v2", f"the pod template has VERSION={env.get('VERSION')}, not v2"
+    assert env.get("VERSION") == "v2", why("the pod template has VERSION={version}, not v2", version=env.get("VERSION"))
     assert int(d["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "1")) >= 2, "the Deployment has not rolled out a second revision"
     assert d.get("status", {}).get("updatedReplicas", 0) == d["spec"]["replicas"], "not every replica runs the new version yet"
     _settled(d, d["spec"]["replicas"])

@@ -3,7 +3,7 @@ what the student measured from inside and outside the mesh (files on the control
 
 import re
 
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab04"
 NS = "/api/v1/namespaces/lab04"
@@ -24,10 +24,10 @@ def sidecar_injected(nodes):
     assert ns is not None, "there is no namespace lab04"
     assert ns["metadata"].get("labels", {}).get("istio-injection") == "enabled", "lab04 is not labelled istio-injection=enabled"
     pods = [p for p in nodes.api(PODS)["items"] if p["status"].get("phase") == "Running"]
-    assert len(pods) >= 2, f"{len(pods)} web pod(s) running, not 2 (v1 and v2)"
+    assert len(pods) >= 2, why("{running} web pod(s) running, not 2 (v1 and v2)", running=len(pods))
     for pod in pods:
         names = [c["name"] for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", [])]
-        assert "istio-proxy" in names, f"{pod['metadata']['name']} has no istio-proxy sidecar: was it created before the label?"
+        assert "istio-proxy" in names, why("{pod} has no istio-proxy sidecar: was it created before the label?", pod=pod["metadata"]["name"])
 
 
 @check("mtls_strict", hint="`kubectl apply -f mtls.yaml`, then call web from a pod outside the mesh into ~/lab04/plaintext.txt (step 2).")
@@ -41,8 +41,8 @@ def mtls_strict(nodes):
     text = plaintext.content_string
     # The sidecar resets a plaintext connection; a wrong name, a timeout or a wrong port
     # fail differently and prove nothing about mTLS.
-    assert not re.search(r"bad address|timed out|can't connect|no route", text, re.IGNORECASE), (
-        f"plaintext.txt shows another failure ({text.strip()[:80]!r}): call http://web.lab04.svc.cluster.local from a pod in the default namespace"
+    assert not re.search(r"bad address|timed out|can't connect|no route", text, re.IGNORECASE), why(
+        "plaintext.txt shows another failure ({shown!r}): call http://web.lab04.svc.cluster.local from a pod in the default namespace", shown=text.strip()[:80]
     )
     assert re.search(r"reset by peer|error getting response", text, re.IGNORECASE), "plaintext.txt should show the sidecar resetting the plaintext call (Connection reset by peer)"
 
@@ -53,14 +53,14 @@ def canary_split(nodes):
     vs = nodes.api(VS)
     assert vs is not None, "there is no VirtualService web"
     weights = {r["destination"].get("subset"): r.get("weight", 0) for route in vs["spec"].get("http", []) for r in route.get("route", [])}
-    assert weights.get("v1") == 90 and weights.get("v2") == 10, f"the routes' weights are {weights}, not v1 90 / v2 10"
+    assert weights.get("v1") == 90 and weights.get("v2") == 10, why("the routes' weights are {weights}, not v1 90 / v2 10", weights=weights)
     counted = nodes.first.file(f"{DIR}/canary.txt")
     assert counted.exists, "~/lab04/canary.txt does not exist yet"
     counts = _counts(counted.content_string)
     total = sum(counts.values())
-    assert total >= 50, f"canary.txt counts {total} answers: make 100 requests"
+    assert total >= 50, why("canary.txt counts {total} answers: make 100 requests", total=total)
     share = counts.get("v2", 0) / total
-    assert 0.02 <= share <= 0.25, f"v2 answered {share:.0%} of the requests, far from 10 %"
+    assert 0.02 <= share <= 0.25, why("v2 answered {share:.0%} of the requests, far from 10 %", share=share)
 
 
 @check("fault_and_retries", hint="`kubectl apply -f fault.yaml` (step 4), then save 20 status codes from the client into ~/lab04/fault.txt.")

@@ -4,7 +4,7 @@ and the measurements the steps leave on the control plane (testinfra)."""
 import datetime
 import re
 
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab05"
 SERVING = "/apis/serving.knative.dev/v1/namespaces/lab05"
@@ -27,7 +27,7 @@ def _ready(obj):
 
 def _service(nodes, path=KSVC):
     ksvc = nodes.api(path)
-    assert ksvc is not None, f"there is no Knative Service {path.rsplit('/', 1)[-1]} in namespace lab05"
+    assert ksvc is not None, why("there is no Knative Service {name} in namespace lab05", name=path.rsplit("/", 1)[-1])
     return ksvc
 
 
@@ -49,14 +49,14 @@ def _number(annotations, key, default):
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise AssertionError(f"the annotation autoscaling.knative.dev/{key} is {value!r}, not a number") from None
+        raise AssertionError(why("the annotation autoscaling.knative.dev/{key} is {value!r}, not a number", key=key, value=value)) from None
 
 
 def _record(name, text, keys):
     """The `key NUMBER` lines of a record the steps write (the last of each); says which is missing."""
     found = dict(re.findall(r"^(\w+)\s+([0-9.]+)\s*$", text, re.MULTILINE))
     missing = [k for k in keys if k not in found]
-    assert not missing, f"{name} has no line `{missing[0]} NUMBER`"
+    assert not missing, why("{name} has no line `{key} NUMBER`", name=name, key=missing[0])
     return {k: float(found[k]) for k in keys}
 
 
@@ -65,7 +65,7 @@ def function_ready(nodes):
     ksvc = _service(nodes)
     assert _ready(ksvc), "the Service hello is not Ready: `kubectl -n lab05 describe ksvc hello`"
     url = (ksvc.get("status") or {}).get("url", "")
-    assert url.endswith(".lab05.knative.internal"), f"its URL is {url!r}: the kit's domain is knative.internal"
+    assert url.endswith(".lab05.knative.internal"), why("its URL is {url!r}: the kit's domain is knative.internal", url=url)
 
 
 @check("scaled_to_zero", hint="Wait a minute without requests, then `kubectl -n lab05 get pods > ~/lab05/zero.txt 2>&1` (step 2).")
@@ -89,7 +89,7 @@ def cold_start_measured(nodes):
     times = dict(re.findall(r"^(cold|warm)\s+([0-9.]+)\s*$", record.content_string, re.MULTILINE))
     assert {"cold", "warm"} <= set(times), "cold-start.txt needs a line `cold SECONDS` and a line `warm SECONDS`"
     cold, warm = float(times["cold"]), float(times["warm"])
-    assert cold > warm, f"the cold request ({cold} s) should take longer than the warm one ({warm} s): was the function at zero?"
+    assert cold > warm, why("the cold request ({cold} s) should take longer than the warm one ({warm} s): was the function at zero?", cold=cold, warm=warm)
 
 
 @check(
@@ -98,34 +98,36 @@ def cold_start_measured(nodes):
 )
 def kept_warm(nodes):
     ksvc = _service(nodes, WARM)
-    assert "samples/hello:" in _image(ksvc), f"hello-warm runs {_image(ksvc)!r}: it should be the same function as hello, to compare their calls"
+    assert "samples/hello:" in _image(ksvc), why("hello-warm runs {image!r}: it should be the same function as hello, to compare their calls", image=_image(ksvc))
     floor = _number(_annotations(ksvc), "min-scale", "0")
-    assert floor >= 1, f'hello-warm\'s min-scale is {floor:g}: at 0 it scales to zero and pays the cold start like hello; set it to "1"'
+    assert floor >= 1, why('hello-warm\'s min-scale is {floor:g}: at 0 it scales to zero and pays the cold start like hello; set it to "1"', floor=floor)
     assert _ready(ksvc), "the Service hello-warm is not Ready: `kubectl -n lab05 describe ksvc hello-warm`"
     name = (ksvc.get("status") or {}).get("latestReadyRevisionName")
     revision = nodes.api(f"{SERVING}/revisions/{name}") if name else None
     assert revision is not None, "hello-warm has no ready revision yet"
     replicas = (revision.get("status") or {}).get("actualReplicas") or 0
-    assert replicas >= 1, f"hello-warm's revision {name} has {replicas} pods: min-scale 1 should keep one all the time"
+    assert replicas >= 1, why("hello-warm's revision {name} has {replicas} pods: min-scale 1 should keep one all the time", name=name, replicas=replicas)
     record = nodes.first.file(f"{DIR}/warm.txt")
     assert record.exists, "~/lab05/warm.txt does not exist yet"
     warm = _record("warm.txt", record.content_string, ["warm"])["warm"]
     idle = record.mtime.timestamp() - _timestamp(ksvc["metadata"]["creationTimestamp"])
-    assert idle >= IDLE_TO_ZERO_S, (
-        f"warm.txt was written {idle:.0f} s after hello-warm was created: any new function is warm then. Wait past the"
-        f" {IDLE_TO_ZERO_S} s after which a min-scale 0 function is at zero (sleep 120), then time the call"
+    assert idle >= IDLE_TO_ZERO_S, why(
+        "warm.txt was written {idle:.0f} s after hello-warm was created: any new function is warm then. Wait past the"
+        " {idle_to_zero} s after which a min-scale 0 function is at zero (sleep 120), then time the call",
+        idle=idle,
+        idle_to_zero=IDLE_TO_ZERO_S,
     )
     cold_record = nodes.first.file(f"{DIR}/cold-start.txt")
     assert cold_record.exists, "~/lab05/cold-start.txt does not exist: measure hello's cold start first (step 3)"
     cold = _record("cold-start.txt", cold_record.content_string, ["cold"])["cold"]
-    assert warm < cold, f"the call to hello-warm ({warm} s) should be faster than hello's cold start ({cold} s): did it have a pod?"
+    assert warm < cold, why("the call to hello-warm ({warm} s) should be faster than hello's cold start ({cold} s): did it have a pod?", warm=warm, cold=cold)
 
 
 @check("traffic_split", hint="`kubectl apply -f hello-split.yaml` (step 5): a second revision, 50/50 between hello-00001 and the latest.")
 def traffic_split(nodes):
     ksvc = _service(nodes)
     revisions = nodes.api(REVISIONS)["items"]
-    assert len(revisions) >= 2, f"{len(revisions)} revision(s): change the template to make a second"
+    assert len(revisions) >= 2, why("{count} revision(s): change the template to make a second", count=len(revisions))
     traffic = (ksvc.get("status") or {}).get("traffic") or []
     targets = {t.get("revisionName") for t in traffic if t.get("percent", 0) > 0}
     assert len(targets) >= 2, "the traffic goes to one revision only: split it between two"
@@ -144,14 +146,14 @@ def _scaled_to(event):
 )
 def scaled_under_load(nodes):
     ksvc = _service(nodes, CPU)
-    assert "samples/cpu:" in _image(ksvc), f"cpu runs {_image(ksvc)!r}: deploy the kit's cpu sample (cpu.yaml)"
+    assert "samples/cpu:" in _image(ksvc), why("cpu runs {image!r}: deploy the kit's cpu sample (cpu.yaml)", image=_image(ksvc))
     annotations = _annotations(ksvc)
     assert "autoscaling.knative.dev/target" in annotations, "cpu has no autoscaling.knative.dev/target: at the default of 100 requests per pod, 8 never need a second pod"
     ceiling = _number(annotations, "max-scale", "0")
     assert ceiling >= 2, "cpu needs a max-scale of at least 2 (cpu.yaml: 4), so the autoscaler may add pods, and no more than a laptop holds"
     for floor in ("min-scale", "initial-scale"):
         pods = _number(annotations, floor, "0")
-        assert pods < 2, f"cpu's {floor} is {pods:g}: that many pods come whatever the load, so they prove no autoscaling. Leave it at 0"
+        assert pods < 2, why("cpu's {floor} is {pods:g}: that many pods come whatever the load, so they prove no autoscaling. Leave it at 0", floor=floor, pods=pods)
     assert _ready(ksvc), "the Service cpu is not Ready: `kubectl -n lab05 describe ksvc cpu`"
     record = nodes.first.file(f"{DIR}/autoscale.txt")
     assert record.exists, "~/lab05/autoscale.txt does not exist yet"
@@ -160,13 +162,13 @@ def scaled_under_load(nodes):
     assert found["requests"] > 0, "autoscale.txt counts no answered request: was the function reachable?"
     assert len(re.findall(r"^pods \d+ \d+$", record.content_string, re.MULTILINE)) >= 2, "autoscale.txt should hold load.sh's `pods` lines: record its whole output"
     peak = found["peak"]
-    assert peak >= 2, f"at most {peak:g} pod was Ready under load: the autoscaler added none (is the target 1? were 8 requests in flight?)"
-    assert peak <= ceiling, f"a peak of {peak:g} pods is more than cpu's max-scale of {ceiling:g} allows: record what load.sh counted"
+    assert peak >= 2, why("at most {peak:g} pod was Ready under load: the autoscaler added none (is the target 1? were 8 requests in flight?)", peak=peak)
+    assert peak <= ceiling, why("a peak of {peak:g} pods is more than cpu's max-scale of {ceiling:g} allows: record what load.sh counted", peak=peak, ceiling=ceiling)
     # While the API server still holds the Deployment's scaling events, they must agree.
     events = [e for e in (nodes.api(SCALINGS) or {}).get("items", []) if re.fullmatch(r"cpu-\d{5}-deployment", (e.get("involvedObject") or {}).get("name", ""))]
     if events:
         most = max(_scaled_to(e) for e in events)
-        assert most >= 2, f"the cluster's events say cpu's Deployment never had more than {most} pod(s): put it under load (step 6) and record that run"
+        assert most >= 2, why("the cluster's events say cpu's Deployment never had more than {most} pod(s): put it under load (step 6) and record that run", most=most)
 
 
 @check(

@@ -5,7 +5,7 @@ import json
 
 from labkit.errors import KitError
 from labkit.labs import ladder
-from labkit.labs.discovery import check
+from labkit.labs.discovery import check, why
 
 DIR = "/home/vagrant/lab06"
 # A median needs several samples: measure.sh takes 3 of each rung unless SAMPLES says more.
@@ -19,7 +19,7 @@ def _measured(record):
     try:
         return {r.key: r for r in ladder.parse(record.content_string)}
     except KitError as exc:
-        raise AssertionError(str(exc)) from None
+        raise AssertionError(exc.args[0]) from None  # a why(): said in the guide's language
 
 
 @check("rungs_measured", hint="On the control plane, `cd ~/lab06 && sh measure.sh > ladder.txt` (step 1; lab 05's hello must exist).")
@@ -28,16 +28,22 @@ def rungs_measured(nodes):
     assert record.exists, "~/lab06/ladder.txt does not exist yet"
     rungs = _measured(record)
     for r in rungs.values():
-        assert min(r.starts) > 0 and min(r.memories) > 0, f"{r.label}: a start-up of {min(r.starts)} s and {min(r.memories)} MiB cannot be right"
+        assert min(r.starts) > 0 and min(r.memories) > 0, why(
+            "{rung}: a start-up of {start} s and {memory} MiB cannot be right", rung=r.label, start=min(r.starts), memory=min(r.memories)
+        )
         if r.key != "vm":  # the VM booted once
-            assert r.samples >= MIN_SAMPLES, (
-                f"{r.label}: {r.samples} sample(s) of its start-up; a median needs at least {MIN_SAMPLES} (SAMPLES={MIN_SAMPLES}, measure.sh's default)"
+            assert r.samples >= MIN_SAMPLES, why(
+                "{rung}: {samples} sample(s) of its start-up; a median needs at least {least} (SAMPLES={least}, measure.sh's default)",
+                rung=r.label,
+                samples=r.samples,
+                least=MIN_SAMPLES,
             )
     assert rungs["container"].start_s < rungs["vm"].start_s, "a container should start faster than the VM boots: measure again"
     sidecar = rungs["mesh"].memory_mib - rungs["pod"].memory_mib
-    assert sidecar >= SIDECAR_MIN_MIB, (
-        f"the pod in lab06-mesh holds {sidecar:+.1f} MiB over the same pod without the mesh: it had no istio-proxy sidecar"
-        " (is lab06-mesh labelled istio-injection=enabled? `kubectl -n lab06-mesh get pods` shows 2/2)"
+    assert sidecar >= SIDECAR_MIN_MIB, why(
+        "the pod in lab06-mesh holds {sidecar:+.1f} MiB over the same pod without the mesh: it had no istio-proxy sidecar"
+        " (is lab06-mesh labelled istio-injection=enabled? `kubectl -n lab06-mesh get pods` shows 2/2)",
+        sidecar=sidecar,
     )
 
 

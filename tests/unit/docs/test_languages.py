@@ -94,3 +94,39 @@ def test_the_lab_commands_say_the_same_things_in_both_languages() -> None:
 def test_each_lab_has_a_title_in_both_languages(lab: Lab) -> None:
     assert lab.title("en") == lab.spec.title
     assert lab.title("zh") != lab.spec.title or (lab.spec.title.isascii() and lab.title("zh") in lab.guide("zh").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_each_failure_message_of_the_checks_is_said_in_chinese_with_the_same_fields(lab: Lab) -> None:
+    import yaml
+
+    from labkit.labs import messages
+
+    said, untranslatable = messages.of_lab(lab.path)
+    assert not untranslatable, f"a message that is an f-string or expression cannot be translated (use why()): {untranslatable}"
+    pairs = yaml.safe_load((lab.path / "details.zh.yml").read_text(encoding="utf-8"))
+    translated = {pair["en"]: pair["zh"] for pair in pairs}
+    assert len(translated) == len(pairs), "a message is listed twice"
+    english = {m.text: m for m in said}
+    assert not sorted(set(english) - set(translated)), f"{lab.path.name}/details.zh.yml lacks these messages"
+    assert not sorted(set(translated) - set(english)), f"{lab.path.name}/details.zh.yml has messages no check says"
+    for text, message in english.items():
+        chinese = translated[text]
+        assert chinese != text and any("\u4e00" <= ch <= "\u9fff" for ch in chinese), f"not translated: {text!r} ({message.where})"
+        assert messages.fields(chinese) == message.fields, f"{message.where}: the fields of {text!r} differ in Chinese"
+
+
+def test_an_f_string_message_is_found_and_a_why_is_said_in_the_language(tmp_path: Path) -> None:
+    from labkit.labs import messages
+    from labkit.labs.discovery import why
+
+    (tmp_path / "checks.py").write_text('def c(n):\n    assert n, f"{n} pods"\n    assert n, why("{n} pods", n=n)\n    assert n, "no pods"\n')
+    said, untranslatable = messages.read(tmp_path / "checks.py")
+    assert {(m.text, m.fields) for m in said} == {("{n} pods", frozenset({"n"})), ("no pods", frozenset())}
+    assert untranslatable == [f"{tmp_path / 'checks.py'}:2"]
+    lab = Lab(LABS[0].spec, tmp_path, {})
+    (tmp_path / "details.zh.yml").write_text("- en: '{n} pods'\n  zh: '{n} 个 Pod'\n- en: no pods\n  zh: 没有 Pod\n", encoding="utf-8")
+    message = why("{n} pods", n=3)
+    assert message == "3 pods" and lab.detail(message, "en") == "3 pods"
+    assert lab.detail(message, "zh") == "3 个 Pod" and lab.detail("no pods", "zh") == "没有 Pod"
+    assert lab.detail("not in the catalog", "zh") == "not in the catalog"

@@ -198,3 +198,13 @@ def test_a_verdict_written_in_chinese_counts_as_the_guide_in_chinese_asks(tmp_pa
     assert "verdict_written" not in outcome(nodes)
     nodes.first.files[f"{DIR}/verdict.txt"] = FakeFile(exists=True, content_string="冷启动很慢，4 秒。")  # too thin in any language
     assert "verdict_written" in outcome(nodes)
+
+
+def test_the_table_in_chinese_keeps_its_columns_aligned() -> None:
+    from rich.cells import cell_len
+
+    text = ladder.table(ladder.parse(RECORD), "zh")
+    lines = text.splitlines()
+    assert "函数（冷启动）" in text and "服务网格每个 Pod 的开销" in text and "+2.291" in text
+    rows = lines[: len(ladder.RUNGS) + 1]
+    assert len({cell_len(line) for line in rows}) == 1  # a Chinese character takes two cells

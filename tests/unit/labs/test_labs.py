@@ -106,6 +106,8 @@ def test_lab01_rejects_a_wrong_answer() -> None:
     node = FakeHost(outputs={"systemd-detect-virt || true": "kvm"}, files={"/home/vagrant/lab01/virt.txt": FakeFile(True, "qemu\n")})
     result = labs_checks.run_checks(lab("01"), FakeNodes(node))[0]
     assert not result.ok and "does not say 'kvm'" in result.detail
+    chinese = lab("01").detail(result.detail, "zh")  # the same failure, said in Chinese, its value kept
+    assert "'kvm'" in chinese and "does not say" not in chinese
 
 
 def test_lab02_cgroup_check_needs_a_kill() -> None:
