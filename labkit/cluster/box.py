@@ -33,8 +33,12 @@ from labkit.proc import require, run
 
 # Packages of the base box: the minimum Vagrant and Ansible need, plus what the
 # direct kernel boot and ifupdown-based networking of Vagrant's Debian guest need.
+# Debian's cloud kernel: built for VMs (virtio, KVM/QEMU and the clouds' hypervisors), with
+# every feature a Kubernetes node uses (cgroups v2, namespaces, overlayfs, netfilter,
+# conntrack, bridge, br_netfilter, VXLAN, veth, IPVS) but not the drivers for real
+# hardware, whose probing at boot costs seconds under emulation.
 BOX_PACKAGES = (
-    "linux-image-amd64",
+    "linux-image-cloud-amd64",
     "systemd-sysv",
     "openssh-server",
     "sudo",
@@ -53,6 +57,15 @@ BOX_PACKAGES = (
 )
 # Modules the initramfs needs to find the root disk on virtio; keeps it small.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
+# An initramfs-tools hook (/etc/initramfs-tools/hooks run after the packages' own): the
+# initramfs only has to find /dev/vda, so udev's hardware database (13 MB, most of the
+# initramfs, unpacked at every boot) stays on the root file system.
+INITRAMFS_HOOK = """\
+#!/bin/sh
+# labkit box: the initramfs finds a virtio disk; udev's hwdb is not needed to do that.
+[ "$1" = prereqs ] && exit 0
+rm -f "${DESTDIR}/usr/lib/udev/hwdb.bin" "${DESTDIR}/etc/udev/hwdb.bin"
+"""
 DISK_GIB = 20
 # `quiet`: under software emulation every byte written to the serial console is a trap
 # into QEMU; the kernel's and systemd's boot messages cost seconds (they stay in the journal).
@@ -82,8 +95,17 @@ PING_SYSCTL = "net.ipv4.ping_group_range = 0 2147483647\n"
 
 # Units a lab node does not need, masked in the box: apt's daily timers (the nodes have no
 # internet, and a timer taking dpkg's lock in the middle of provisioning or a lab step
-# stalls it) and module loads for hardware the VMs do not have (a display, EFI storage).
-MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "modprobe@drm.service", "modprobe@efi_pstore.service")
+# stalls it), module loads for hardware the VMs do not have (a display, EFI storage), and
+# file systems no layer of the kit uses: binfmt_misc (running other CPUs' binaries), FUSE,
+# configfs (kernel objects configured from user space) and hugetlbfs at /dev/hugepages
+# (the kubelet reads huge pages from /sys). Under emulation every early unit competes for
+# the one CPU with those SSH waits for. `systemctl unmask` brings one back.
+MASKED_UNITS = (
+    "apt-daily.timer", "apt-daily-upgrade.timer", "modprobe@drm.service", "modprobe@efi_pstore.service",
+    "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
+    "sys-fs-fuse-connections.mount", "modprobe@fuse.service", "sys-kernel-config.mount", "modprobe@configfs.service",
+    "dev-hugepages.mount",
+)  # fmt: skip
 # Drivers for devices a headless lab node does not use, kept from loading when udev finds
 # their devices at boot (each load is a signature check and a relocation: under emulation,
 # these made up most of udev's seconds of CPU at boot). `modprobe NAME` still loads one.
@@ -93,7 +115,12 @@ BLACKLISTED_MODULES = (
     "kvm_amd", "kvm_intel", "intel_rapl_msr", "intel_rapl_common", "ccp",
     "vmw_vmci", "vmw_vsock_vmci_transport", "efi_pstore",
 )  # fmt: skip
-FIRST_BOOT_UNIT = """\
+# Each new VM makes its own SSH host keys at first boot (clones must not share them):
+# Ed25519 and ECDSA, the keys OpenSSH and Vagrant's net-ssh pick first. Not RSA: a 3072-bit
+# RSA key took most of this unit's 10 s under emulation, and sshd (and the first login)
+# waited for it.
+HOST_KEY_TYPES = ("ed25519", "ecdsa")
+FIRST_BOOT_UNIT = f"""\
 [Unit]
 Description=Generate this machine's own SSH host keys (labkit box)
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
@@ -101,8 +128,7 @@ Before=ssh.service
 
 [Service]
 Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
+{"".join(f"ExecStart=/usr/bin/ssh-keygen -q -t {t} -N '' -f /etc/ssh/ssh_host_{t}_key{chr(10)}" for t in HOST_KEY_TYPES)}
 [Install]
 WantedBy=multi-user.target
 """
@@ -125,6 +151,7 @@ class BoxSpec:
                 "arch": self.arch,
                 "packages": BOX_PACKAGES,
                 "modules": INITRAMFS_MODULES,
+                "initramfs_hook": INITRAMFS_HOOK,
                 "cmdline": KERNEL_CMDLINE,
                 "vagrantfile": BOX_VAGRANTFILE,
                 "unit": FIRST_BOOT_UNIT,
@@ -132,7 +159,7 @@ class BoxSpec:
                 "disk": DISK_GIB,
                 "masked": MASKED_UNITS,
                 "blacklisted": BLACKLISTED_MODULES,
-                "format": 3,
+                "format": 5,
             },
             sort_keys=True,
         )
@@ -169,19 +196,23 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
     _write(root / "etc/fstab", "LABEL=root\t/\text4\terrors=remount-ro\t0\t1\n")
     _write(
         root / "etc/network/interfaces",
-        "# labkit box: the first NIC (Vagrant's management network) on DHCP;\n"
+        "# labkit box: the first NIC (Vagrant's management network) on DHCP, raised at boot by\n"
+        "# networking.service (auto: before sshd starts, not when udev's coldplug reaches it,\n"
+        "# seconds later under emulation) and again if it is hot-plugged.\n"
         "# Vagrant appends the private network itself.\n"
         "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\n"
-        "allow-hotplug eth0\niface eth0 inet dhcp\n",
+        "auto eth0\nallow-hotplug eth0\niface eth0 inet dhcp\n",
     )
     _write(root / "etc/initramfs-tools/modules", "\n".join(INITRAMFS_MODULES) + "\n")
+    _write(root / "etc/initramfs-tools/hooks/labkit-no-hwdb", INITRAMFS_HOOK, 0o755)
     conf = root / "etc/initramfs-tools/initramfs.conf"
     text = conf.read_text() if conf.exists() else ""
     lines = [ln for ln in text.splitlines() if not ln.startswith("MODULES=")]
     _write(conf, "\n".join([*lines, "MODULES=list"]) + "\n")
     _write(root / "etc/sysctl.d/60-labkit-ping.conf", PING_SYSCTL)
     _write(root / "etc/sudoers.d/vagrant", "vagrant ALL=(ALL) NOPASSWD: ALL\n", 0o440)
-    _write(root / "etc/ssh/sshd_config.d/labkit.conf", "UseDNS no\nPasswordAuthentication no\n")
+    host_keys = "".join(f"HostKey /etc/ssh/ssh_host_{t}_key\n" for t in HOST_KEY_TYPES)  # the keys the first boot makes
+    _write(root / "etc/ssh/sshd_config.d/labkit.conf", "UseDNS no\nPasswordAuthentication no\n" + host_keys)
     _write(root / "etc/systemd/system/labkit-ssh-hostkeys.service", FIRST_BOOT_UNIT)
     wants = root / "etc/systemd/system/multi-user.target.wants/labkit-ssh-hostkeys.service"
     wants.parent.mkdir(parents=True, exist_ok=True)
@@ -312,7 +343,7 @@ def _base_box(work: Path, pubkey: str) -> None:
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     initrds = sorted((root / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:
-        raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-amd64 installable from the mirror?")
+        raise KitError("debootstrap produced no kernel/initrd in /boot; is linux-image-cloud-amd64 installable from the mirror?")
     shutil.copy2(kernels[-1], work / "vmlinuz")
     shutil.copy2(initrds[-1], work / "initrd.img")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit import contract
 from labkit.cache import manifest as cache_manifest
-from labkit.cache import serve, supply
+from labkit.cache import supply
 from labkit.cluster import boxes, host, inventory, runner
 from labkit.cluster.doctor import Check, run_checks
 from labkit.cluster.resolved import Resolved
@@ -65,6 +65,8 @@ def write_inventory(k: Kit, resolved: Resolved) -> Path:
 
 def run_site(k: Kit, resolved: Resolved, inv: Path, *, tags: str | None = None, limit: str | None = None, env: dict[str, str] | None = None) -> runner.PlaybookRun:
     """Run site.yml while the host serves the cache on its private-network address."""
+
+    from labkit.cache import serve  # aiohttp: imported by the commands that serve, not by every command
 
     with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]) as url:
         k.say(f"    serving the artifact cache at {url} (until the playbooks end)")
@@ -161,6 +163,7 @@ def finish(k: Kit, command: str, phases: Phases, run: runner.PlaybookRun, resolv
         "finished": time.time(),
         "phases": [{"name": n, "seconds": round(s, 1)} for n, s in phases.times],
         "roles": run.role_times,
+        "tasks": run.task_times[:10],
         "recap": {h: vars(r) for h, r in run.recap.items()},
         "changed": runner.total_changed(run.recap),
         "nodes": [vars(n) for n in resolved.nodes],

@@ -31,6 +31,10 @@ class PlaybookRun:
     def role_times(self) -> dict[str, float]:
         return parse_role_times(self.lines)
 
+    @property
+    def task_times(self) -> list[tuple[str, float]]:
+        return parse_task_times(self.lines)
+
 
 @dataclass(frozen=True)
 class HostRecap:
@@ -68,6 +72,25 @@ _ROLE_TIME = re.compile(r"^(?P<role>[a-z][a-z0-9_]*)\s+-+\s+(?P<secs>\d+(?:\.\d+
 def parse_role_times(lines: Sequence[str]) -> dict[str, float]:
     """Seconds per role from the ROLES RECAP of the ansible.posix.profile_roles callback."""
     return {m.group("role"): float(m.group("secs")) for m in _matches_after(lines, "ROLES RECAP", _ROLE_TIME) if m.group("role") != "total"}
+
+
+_TASK_TIME = re.compile(r"^(?P<task>\S.*?)\s+-+\s+(?P<secs>\d+(?:\.\d+)?)s$")
+
+
+def parse_task_times(lines: Sequence[str]) -> list[tuple[str, float]]:
+    """The slowest tasks (``role : task``, seconds), slowest first, from the TASKS RECAP of
+    the ansible.posix.profile_tasks callback (it lists its top 20); the block ends at the
+    next recap."""
+    found: list[tuple[str, float]] = []
+    inside = False
+    for line in lines:
+        if line.startswith("TASKS RECAP"):
+            inside, found = True, []
+        elif inside and "RECAP" in line and line.rstrip().endswith("*"):
+            inside = False
+        elif inside and (m := _TASK_TIME.match(line.strip())):
+            found.append((m.group("task"), float(m.group("secs"))))
+    return found
 
 
 def failures(lines: Sequence[str], most: int = 3) -> str:

@@ -90,11 +90,11 @@ def run(k: Kit, say: Callable[[str], None] = print, tags: str | None = None, new
     for name, env, only in runs:
         start = time.monotonic()
         summary = lifecycle.provision(Kit(k.root, k.config_path, k.state_dir, say=quiet), env=env, tags=only)
-        results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"]}
+        results[name] = {"seconds": time.monotonic() - start, "changed": summary["changed"], "roles": summary["roles"], "tasks": summary.get("tasks", [])}
     if reuse and last is not None:
         # The latest no-change run (e.g. the second `./kit up`) is the tuned re-run.
         tuned = _provision_seconds(last)
-        results[TUNED] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {})}
+        results[TUNED] = {"seconds": tuned, "changed": 0, "roles": last.get("roles", {}), "tasks": last.get("tasks", [])}
     for line in [*fresh_lines, *report(first, results, tags)]:
         say(line)
     return {"first": first_site, **results}
@@ -125,4 +125,8 @@ def report(first: dict[str, Any], results: dict[str, dict[str, Any]], tags: str 
     for role in sorted(set(first_roles) | {role for r in results.values() for role in r["roles"]}):
         cells = [first_roles.get(role), *(results[n]["roles"].get(role) for n in names)]
         lines.append(f"    {role:<20}" + "".join(f"{c:>14.1f}" if c is not None else f"{'-':>14}" for c in cells))
+    slowest = results.get(TUNED, {}).get("tasks") or []
+    if slowest:
+        lines.append("  slowest tasks of the tuned re-run (s, profile_tasks):")
+        lines += [f"    {secs:6.2f}  {task}" for task, secs in slowest[:6]]
     return lines

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit.cache import serve
 from labkit.cluster import lifecycle, runner
 from labkit.errors import KitError
 from labkit.labs import checks as labs_checks
@@ -91,6 +90,8 @@ def put_files(k: Kit, lab: Any) -> list[Path]:
     resolved = k.resolve()
     inv = lifecycle.running_inventory(k, resolved)
     extra = json.dumps({"lab_id": lab.id, "lab_nodes": nodes, "lab_files": [str(f) for f in files], "lab_images": lab.spec.images})
+    from labkit.cache import serve  # aiohttp: imported by the commands that serve, not by every command
+
     with serve.serving(resolved.cache_dir, resolved.cache_host, resolved.config.cache.port, allow=[*serve.LOOPBACK, resolved.config.network.cidr]):
         runner.playbook(k.root, "lab-files.yml", inv, extra=["-e", extra], emit=lambda _: None, state_dir=k.state_dir)
     return files

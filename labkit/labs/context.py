@@ -92,6 +92,13 @@ class CheckContext:
             raise KitError(f"the API server answered {exc.status} for {path}: {exc.reason}") from None
         return dict(data)
 
+    def text(self, path: str, node: str | None = None) -> str | None:
+        """The text of the file at ``path`` on ``node`` (the first node), or None when it
+        cannot be read: one command (`cat`) where testinfra's `file.exists` and then
+        `file.content_string` are two (each a round trip to a node with one emulated CPU)."""
+        result = self[node or self.first_name].run("cat -- %s", path)
+        return str(result.stdout) if result.rc == 0 else None
+
     @property
     def first_name(self) -> str:
         return self.names[0]

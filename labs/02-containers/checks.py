@@ -7,9 +7,9 @@ DIR = "/home/vagrant/lab02"
 
 @check("namespaces_recorded", hint="Run `sudo unshare --pid --uts --fork --mount-proc sh -c 'hostname inside; hostname; ps -e' > ~/lab02/ns.txt` (step 1).")
 def namespaces_recorded(nodes):
-    f = nodes.first.file(f"{DIR}/ns.txt")
-    assert f.exists, "~/lab02/ns.txt does not exist yet"
-    lines = f.content_string.split("\n")
+    text = nodes.text(f"{DIR}/ns.txt")
+    assert text is not None, "~/lab02/ns.txt does not exist yet"
+    lines = text.split("\n")
     assert lines[0].strip() == "inside", "the first line should be the hostname set inside the UTS namespace: inside"
     pids = [line.split()[0] for line in lines[2:] if line.strip() and line.split()[0].isdigit()]
     assert pids and pids[0] == "1", "inside a new PID namespace the first process is PID 1"
@@ -35,9 +35,9 @@ def overlay_mounted(nodes):
 
 @check("chroot_ran", hint="Copy bash and its libraries into ~/lab02/rootfs, then `sudo chroot ~/lab02/rootfs /bin/bash -c 'cd / && echo * > /chroot-was-here'` (step 4).")
 def chroot_ran(nodes):
-    proof = nodes.first.file(f"{DIR}/rootfs/chroot-was-here")
-    assert proof.exists, "~/lab02/rootfs/chroot-was-here does not exist: run the command inside the chroot"
-    seen = set(proof.content_string.split()) - {"chroot-was-here"}  # there when run twice
+    proof = nodes.text(f"{DIR}/rootfs/chroot-was-here")
+    assert proof is not None, "~/lab02/rootfs/chroot-was-here does not exist: run the command inside the chroot"
+    seen = set(proof.split()) - {"chroot-was-here"}  # there when run twice
     # Inside the chroot, / is rootfs: the listing names rootfs's entries and nothing else
     # (a listing of the node's real / names etc, home, proc, usr, ...).
     rootfs = set(nodes.first.check_output(f"ls {DIR}/rootfs").split()) - {"chroot-was-here"}
@@ -50,8 +50,8 @@ def chroot_ran(nodes):
     hint="Find the image with `sudo ctr images ls -q`, run it with `sudo ctr run --rm IMAGE hello /bin/echo hello from a container`, output to ~/lab02/ctr.txt (step 5).",
 )
 def ctr_container_ran(nodes):
-    out = nodes.first.file(f"{DIR}/ctr.txt")
-    assert out.exists, "~/lab02/ctr.txt does not exist yet"
-    assert out.content_string.strip() == "hello from a container", "ctr.txt should hold the container's output: hello from a container"
+    out = nodes.text(f"{DIR}/ctr.txt")
+    assert out is not None, "~/lab02/ctr.txt does not exist yet"
+    assert out.strip() == "hello from a container", "ctr.txt should hold the container's output: hello from a container"
     images = nodes.first.run("sudo ctr images ls -q").stdout
     assert nodes.image_ref in images.split(), why("containerd has no image {image}: `./kit lab.reset 02` brings back the lab's start, where it is", image=nodes.image_ref)

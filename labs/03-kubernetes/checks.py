@@ -35,10 +35,10 @@ def _settled(d, replicas):
     hint="`sudo ls /etc/kubernetes/manifests > ~/lab03/static-pods.txt` on the control plane (step 1; the folder is root-only), then find their mirror pods in kube-system.",
 )
 def control_plane_static_pods(nodes):
-    listing = nodes.first.file(f"{DIR}/static-pods.txt")
-    assert listing.exists, "~/lab03/static-pods.txt does not exist yet"
+    listing = nodes.text(f"{DIR}/static-pods.txt")
+    assert listing is not None, "~/lab03/static-pods.txt does not exist yet"
     for name in STATIC:
-        assert f"{name}.yaml" in listing.content_string.split(), why("{name}.yaml is not in static-pods.txt", name=name)
+        assert f"{name}.yaml" in listing.split(), why("{name}.yaml is not in static-pods.txt", name=name)
     for name in STATIC:
         pod = nodes.api(f"/api/v1/namespaces/kube-system/pods/{name}-{nodes.first_name}")
         assert pod is not None, why("no mirror pod {pod} in kube-system", pod=f"{name}-{nodes.first_name}")
@@ -48,9 +48,9 @@ def control_plane_static_pods(nodes):
 
 @check("etcd_keys_read", hint="Ask etcd for its keys with etcdctl inside the etcd pod and save them to ~/lab03/etcd-keys.txt (step 1).")
 def etcd_keys_read(nodes):
-    keys = nodes.first.file(f"{DIR}/etcd-keys.txt")
-    assert keys.exists, "~/lab03/etcd-keys.txt does not exist yet"
-    lines = keys.content_string.split()
+    keys = nodes.text(f"{DIR}/etcd-keys.txt")
+    assert keys is not None, "~/lab03/etcd-keys.txt does not exist yet"
+    lines = keys.split()
     assert "/registry/namespaces/kube-system" in lines, "etcd-keys.txt should list /registry/namespaces/kube-system: the cluster's objects are keys in etcd"
 
 
@@ -69,9 +69,9 @@ def web_scaled(nodes):
 
 @check("pod_replaced", hint="Delete one web pod and save its name: `kubectl -n lab03 delete pod NAME && echo NAME > ~/lab03/deleted-pod.txt` (step 4).")
 def pod_replaced(nodes):
-    record = nodes.first.file(f"{DIR}/deleted-pod.txt")
-    assert record.exists, "~/lab03/deleted-pod.txt does not exist yet"
-    deleted = record.content_string.strip()
+    record = nodes.text(f"{DIR}/deleted-pod.txt")
+    assert record is not None, "~/lab03/deleted-pod.txt does not exist yet"
+    deleted = record.strip()
     assert deleted.startswith("web-"), why("deleted-pod.txt should name a web pod, not {deleted!r}", deleted=deleted)
     # A pod of the Deployment is named after one of its ReplicaSets plus five characters.
     sets = [rs["metadata"]["name"] for rs in (nodes.api(REPLICASETS) or {"items": []})["items"]]
@@ -119,9 +119,9 @@ def service_answers_by_name(nodes):
     slices = nodes.api("/apis/discovery.k8s.io/v1/namespaces/lab03/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb")["items"]
     ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
     assert ready, "the Service has no ready endpoints: does its selector match the pods' labels?"
-    answer = nodes.first.file(f"{DIR}/from-client.txt")
-    assert answer.exists, "~/lab03/from-client.txt does not exist yet"
-    assert answer.content_string.startswith("web v"), "from-client.txt should hold the page a web pod served through the Service"
+    answer = nodes.text(f"{DIR}/from-client.txt")
+    assert answer is not None, "~/lab03/from-client.txt does not exist yet"
+    assert answer.startswith("web v"), "from-client.txt should hold the page a web pod served through the Service"
 
 
 @check("rolled_out_v2", hint="`kubectl -n lab03 set env deploy/web VERSION=v2` and `kubectl -n lab03 rollout status deploy/web` (step 7).")

@@ -35,10 +35,10 @@ def mtls_strict(nodes):
     peer = nodes.api(PEER)
     assert peer is not None, "there is no PeerAuthentication default in lab04"
     assert peer["spec"].get("mtls", {}).get("mode") == "STRICT", "the PeerAuthentication's mode is not STRICT"
-    plaintext = nodes.first.file(f"{DIR}/plaintext.txt")
-    assert plaintext.exists, "~/lab04/plaintext.txt does not exist yet"
-    assert "web v" not in plaintext.content_string, "the plaintext call got an answer: is mTLS STRICT applied?"
-    text = plaintext.content_string
+    plaintext = nodes.text(f"{DIR}/plaintext.txt")
+    assert plaintext is not None, "~/lab04/plaintext.txt does not exist yet"
+    assert "web v" not in plaintext, "the plaintext call got an answer: is mTLS STRICT applied?"
+    text = plaintext
     # The sidecar resets a plaintext connection; a wrong name, a timeout or a wrong port
     # fail differently and prove nothing about mTLS.
     assert not re.search(r"bad address|timed out|can't connect|no route", text, re.IGNORECASE), why(
@@ -54,9 +54,9 @@ def canary_split(nodes):
     assert vs is not None, "there is no VirtualService web"
     weights = {r["destination"].get("subset"): r.get("weight", 0) for route in vs["spec"].get("http", []) for r in route.get("route", [])}
     assert weights.get("v1") == 90 and weights.get("v2") == 10, why("the routes' weights are {weights}, not v1 90 / v2 10", weights=weights)
-    counted = nodes.first.file(f"{DIR}/canary.txt")
-    assert counted.exists, "~/lab04/canary.txt does not exist yet"
-    counts = _counts(counted.content_string)
+    counted = nodes.text(f"{DIR}/canary.txt")
+    assert counted is not None, "~/lab04/canary.txt does not exist yet"
+    counts = _counts(counted)
     total = sum(counts.values())
     assert total >= 50, why("canary.txt counts {total} answers: make 100 requests", total=total)
     share = counts.get("v2", 0) / total
@@ -71,9 +71,9 @@ def fault_and_retries(nodes):
     abort = route.get("fault", {}).get("abort", {})
     assert abort.get("httpStatus") == 503, "the route injects no 503 abort"
     assert route.get("retries", {}).get("attempts", 0) >= 2, "the route has no retries (attempts ≥ 2)"
-    codes = nodes.first.file(f"{DIR}/fault.txt")
-    assert codes.exists, "~/lab04/fault.txt does not exist yet"
-    statuses = re.findall(r"\b([2-5]\d\d)\b", codes.content_string)
+    codes = nodes.text(f"{DIR}/fault.txt")
+    assert codes is not None, "~/lab04/fault.txt does not exist yet"
+    statuses = re.findall(r"\b([2-5]\d\d)\b", codes)
     assert len(statuses) >= 10, "fault.txt should hold at least 10 status codes"
     assert "503" in statuses, "no 503 among the status codes: is the fault applied?"
     assert "200" in statuses, "no request succeeded: with 30 % aborted, most should"

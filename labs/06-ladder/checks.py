@@ -17,15 +17,15 @@ SIDECAR_MIN_MIB = 10
 
 def _measured(record):
     try:
-        return {r.key: r for r in ladder.parse(record.content_string)}
+        return {r.key: r for r in ladder.parse(record)}
     except KitError as exc:
         raise AssertionError(exc.args[0]) from None  # a why(): said in the guide's language
 
 
 @check("rungs_measured", hint="On the control plane, `cd ~/lab06 && sh measure.sh > ladder.txt` (step 1; lab 05's hello must exist).")
 def rungs_measured(nodes):
-    record = nodes.first.file(f"{DIR}/ladder.txt")
-    assert record.exists, "~/lab06/ladder.txt does not exist yet"
+    record = nodes.text(f"{DIR}/ladder.txt")
+    assert record is not None, "~/lab06/ladder.txt does not exist yet"
     rungs = _measured(record)
     for r in rungs.values():
         assert min(r.starts) > 0 and min(r.memories) > 0, why(
@@ -54,17 +54,17 @@ def chart_drawn(nodes):
     assert data.exists() and png.exists(), "no ladder.json and ladder.png in the state folder: run `./kit lab.ladder`"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", "ladder.png is not a PNG image"
     drawn = {r["key"]: r for r in json.loads(data.read_text())}
-    record = nodes.first.file(f"{DIR}/ladder.txt")
-    assert record.exists, "~/lab06/ladder.txt is gone: measure again (step 1)"
+    record = nodes.text(f"{DIR}/ladder.txt")
+    assert record is not None, "~/lab06/ladder.txt is gone: measure again (step 1)"
     measured = _measured(record)
     assert {k: v["start_s"] for k, v in drawn.items()} == {k: v.start_s for k, v in measured.items()}, "the chart is older than the measurements: run `./kit lab.ladder` again"
 
 
 @check("verdict_written", hint="Write ~/lab06/verdict.txt (step 3): when would you pay the cold start, and when not? Use your numbers.")
 def verdict_written(nodes):
-    verdict = nodes.first.file(f"{DIR}/verdict.txt")
-    assert verdict.exists, "~/lab06/verdict.txt does not exist yet"
-    text = verdict.content_string.lower()
+    verdict = nodes.text(f"{DIR}/verdict.txt")
+    assert verdict is not None, "~/lab06/verdict.txt does not exist yet"
+    text = verdict.lower()
     # Words as the guide's two languages count them: English by spaces, Chinese by
     # characters (two characters make about one word).
     cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")

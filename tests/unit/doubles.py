@@ -66,8 +66,19 @@ class FakeHost:
         return self.mounts.get(path, FakeMount())
 
 
+class ReadsFiles:
+    """``CheckContext.text`` for the context doubles: the first node's file, None when it
+    does not exist."""
+
+    first: FakeHost
+
+    def text(self, path: str, node: str | None = None) -> str | None:
+        f = self.first.file(path)
+        return f.content_string if f.exists else None
+
+
 @dataclass
-class FakeNodes:
+class FakeNodes(ReadsFiles):
     first: FakeHost
     snapshot_names: list[str] = field(default_factory=list)
     first_name: str = "node1"

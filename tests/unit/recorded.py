@@ -12,13 +12,13 @@ import yaml
 
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery
-from tests.unit.doubles import FakeFile, FakeHost
+from tests.unit.doubles import FakeFile, FakeHost, ReadsFiles
 
 DATA = Path(__file__).with_name("data")
 
 
 @dataclass
-class FakeCluster:
+class FakeCluster(ReadsFiles):
     """Test double of context.CheckContext for Kubernetes labs: recorded API answers, fake files."""
 
     responses: dict[str, Any]

@@ -32,7 +32,8 @@ def test_root_fs_becomes_a_vagrant_base_box(tmp_path: Path) -> None:
     assert stat.S_IMODE((root / "home/vagrant/.ssh").stat().st_mode) == 0o700
     assert (root / "etc/sudoers.d/vagrant").read_text() == "vagrant ALL=(ALL) NOPASSWD: ALL\n"
     assert stat.S_IMODE((root / "etc/sudoers.d/vagrant").stat().st_mode) == 0o440
-    assert "iface eth0 inet dhcp" in (root / "etc/network/interfaces").read_text()
+    interfaces = (root / "etc/network/interfaces").read_text().splitlines()
+    assert "iface eth0 inet dhcp" in interfaces and "auto eth0" in interfaces  # raised at boot, before sshd
     assert (root / "etc/fstab").read_text().startswith("LABEL=root\t/\text4")
     assert "ping_group_range = 0 2147483647" in (root / "etc/sysctl.d/60-labkit-ping.conf").read_text()
 
@@ -45,7 +46,11 @@ def test_clones_do_not_share_identity(tmp_path: Path) -> None:
     assert not list((root / "etc/ssh").glob("ssh_host_*"))
     link = root / "etc/systemd/system/multi-user.target.wants/labkit-ssh-hostkeys.service"
     assert link.is_symlink()
-    assert "ssh-keygen -A" in (root / "etc/systemd/system/labkit-ssh-hostkeys.service").read_text()
+    unit = (root / "etc/systemd/system/labkit-ssh-hostkeys.service").read_text()
+    sshd = (root / "etc/ssh/sshd_config.d/labkit.conf").read_text()
+    for kind in box.HOST_KEY_TYPES:  # each key the first boot makes is one sshd offers
+        assert f"-t {kind} -N '' -f /etc/ssh/ssh_host_{kind}_key" in unit and f"HostKey /etc/ssh/ssh_host_{kind}_key\n" in sshd
+    assert "ed25519" in box.HOST_KEY_TYPES and "rsa" not in unit
 
 
 def test_initramfs_is_small(tmp_path: Path) -> None:
@@ -54,6 +59,24 @@ def test_initramfs_is_small(tmp_path: Path) -> None:
     conf = (root / "etc/initramfs-tools/initramfs.conf").read_text().splitlines()
     assert "MODULES=list" in conf and "MODULES=most" not in conf and "BUSYBOX=auto" in conf
     assert (root / "etc/initramfs-tools/modules").read_text().split() == list(box.INITRAMFS_MODULES)
+    hook = root / "etc/initramfs-tools/hooks/labkit-no-hwdb"
+    assert hook.stat().st_mode & 0o111 and "hwdb.bin" in hook.read_text()
+
+
+def test_the_initramfs_hook_removes_only_udevs_hwdb(tmp_path: Path) -> None:
+    import subprocess
+
+    dest = tmp_path / "initramfs"
+    for name in ("usr/lib/udev/hwdb.bin", "usr/lib/udev/rules.d/60-block.rules", "usr/lib/modules/x/virtio_blk.ko"):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text("x")
+    hook = tmp_path / "hook"
+    hook.write_text(box.INITRAMFS_HOOK)
+    hook.chmod(0o755)
+    assert subprocess.run([hook, "prereqs"], check=True, capture_output=True).stdout == b""
+    assert (dest / "usr/lib/udev/hwdb.bin").exists()  # asked for prereqs only: nothing done
+    subprocess.run([hook], check=True, env={"DESTDIR": str(dest), "PATH": "/usr/bin:/bin"})
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == ["usr/lib/modules/x/virtio_blk.ko", "usr/lib/udev/rules.d/60-block.rules"]
 
 
 def test_configure_twice_is_harmless(tmp_path: Path) -> None:
@@ -97,6 +120,12 @@ def test_units_a_lab_node_does_not_need_are_masked(tmp_path: Path) -> None:
         link = root / "etc/systemd/system" / unit
         assert link.is_symlink() and str(link.readlink()) == "/dev/null", unit
     assert "quiet" in box.KERNEL_CMDLINE.split()
+    # Never a unit the nodes offer: logins (SSH, the consoles), the tracing mounts, the
+    # kernel modules, the journal, the network.
+    kept = ("ssh.service", "systemd-logind.service", "getty@.service", "serial-getty@.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount")
+    kept += ("systemd-modules-load.service", "systemd-journald.service", "networking.service", "ifup@.service", "systemd-udevd.service")
+    assert not set(kept) & set(box.MASKED_UNITS)
+    assert all(not (root / "etc/systemd/system" / unit).exists() for unit in kept)
     blacklist = (root / "etc/modprobe.d/labkit-node.conf").read_text().splitlines()
     assert "blacklist floppy" in blacklist
     # Never a driver the nodes need: their disk and NIC, the file systems, container networking.

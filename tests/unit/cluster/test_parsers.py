@@ -94,6 +94,29 @@ def test_role_times_from_profile_roles() -> None:
     assert parse_role_times(lines) == {"node_base": 12.34, "containerd": 8.0}
 
 
+def test_the_slowest_tasks_from_profile_tasks() -> None:
+    from labkit.cluster.runner import parse_task_times
+
+    lines = [
+        "PLAY RECAP ***",
+        "node1 : ok=3 changed=0",
+        "TASKS RECAP ***",
+        "Sunday 29 November 2026  15:04:40 +0000 (0:00:03.471)       0:00:15.921 ***",
+        "=" * 20,
+        "node_network : Private network | Reach every peer on its private address -- 8.93s",
+        "Gathering Facts --------------------------------------------------------- 2.10s",
+        "node_base : Base | Probe the node's state (one call) ----------------- 0.40s",
+        "ROLES RECAP ***",
+        "node_base ------------------ 12.34s",
+    ]
+    assert parse_task_times(lines) == [
+        ("node_network : Private network | Reach every peer on its private address", 8.93),
+        ("Gathering Facts", 2.1),
+        ("node_base : Base | Probe the node's state (one call)", 0.4),
+    ]
+    assert parse_task_times(lines[:2]) == []
+
+
 def test_a_failed_run_names_its_failed_tasks() -> None:
     from labkit.cluster.runner import failures
 

@@ -24,6 +24,14 @@ def test_full_report_compares_each_rerun_with_the_first() -> None:
     assert "re-run, Mitogen off" in lines[3] and "77% of the first,  1.3x the tuned re-run" in lines[3]
     assert "57% of the first   (changed" in lines[4]
     assert lines[5].split()[-5:] == ["all", "off", "no", "Mitogen", "tuned"]
+    assert not any("slowest tasks" in line for line in lines)  # none recorded
+
+
+def test_the_report_names_the_slowest_tasks_of_the_tuned_rerun() -> None:
+    tasks = [("node_network : Private network | Reach every peer", 8.93), ("Gathering Facts", 2.1)]
+    lines = report(FIRST, {TUNED: {**TUNED_RUN, "tasks": tasks}}, None)
+    at = lines.index("  slowest tasks of the tuned re-run (s, profile_tasks):")
+    assert lines[at + 1 :] == ["      8.93  node_network : Private network | Reach every peer", "      2.10  Gathering Facts"]
 
 
 def test_tagged_report_compares_only_the_tagged_roles() -> None:

@@ -12,7 +12,7 @@ import pytest
 from labkit.errors import KitError
 from labkit.labs import checks as labs_checks
 from labkit.labs import discovery, ladder
-from tests.unit.doubles import FakeFile, FakeHost
+from tests.unit.doubles import FakeFile, FakeHost, ReadsFiles
 
 # measure.sh's record, in its order: three samples of each rung (the VM booted once).
 RECORD = """# measure.sh: 3 samples per rung, 2026-11-29T18:40:00Z
@@ -60,7 +60,7 @@ VERDICT = "The cold start of 4.6 s is the price of scaling to zero. " + "For rar
 
 
 @dataclass
-class FakeLadderNodes:
+class FakeLadderNodes(ReadsFiles):
     """Test double of context.CheckContext for lab 06: the control plane's files and the host's state folder."""
 
     state_dir: Path

@@ -166,6 +166,20 @@ def test_nodes_connect_over_ssh_with_the_inventorys_settings(tmp_path: Path) -> 
         nodes["node9"]
 
 
+def test_a_files_text_is_read_in_one_command_and_a_missing_file_is_none(tmp_path: Path) -> None:
+    import testinfra
+
+    nodes = context.CheckContext(tmp_path / "no-inventory.yml", ["node1"], lambda n: [])
+    local = testinfra.get_host("local://")  # testinfra's own local backend stands for the node's SSH one
+    commands: list[str] = []
+    nodes._hosts["node1"] = type("Recording", (), {"run": lambda _self, cmd, *args: commands.append(cmd % args) or local.run(cmd, *args)})()
+    odd = tmp_path / "it's a file with spaces.txt"
+    odd.write_text("inside\n")
+    assert nodes.text(str(odd)) == "inside\n"
+    assert nodes.text(str(tmp_path / "missing.txt")) is None
+    assert len(commands) == 2 and all(c.startswith("cat -- ") for c in commands)
+
+
 def test_the_checks_reach_nodes_from_a_checkout_path_with_a_space(tmp_path: Path) -> None:
     """The ssh command testinfra builds keeps the control socket's path one argument."""
     import shlex as _shlex
