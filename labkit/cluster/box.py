@@ -57,14 +57,30 @@ BOX_PACKAGES = (
 )
 # Modules the initramfs needs to find the root disk on virtio; keeps it small.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
-# An initramfs-tools hook (/etc/initramfs-tools/hooks run after the packages' own): the
-# initramfs only has to find /dev/vda, so udev's hardware database (13 MB, most of the
-# initramfs, unpacked at every boot) stays on the root file system.
+# An initramfs-tools hook (/etc/initramfs-tools/hooks run after the packages' own, before
+# the scripts' ORDER files are written): the initramfs only has to find /dev/vda, which the
+# kernel's devtmpfs creates as soon as the listed modules are loaded, so it carries no udev
+# (its daemon, coldplug and settle, and its 13 MB hardware database, cost seconds at every
+# boot under emulation). The root file system's udev starts as usual.
 INITRAMFS_HOOK = """\
 #!/bin/sh
-# labkit box: the initramfs finds a virtio disk; udev's hwdb is not needed to do that.
+# labkit box: the initramfs finds a virtio disk through devtmpfs; udev runs after switch_root.
 [ "$1" = prereqs ] && exit 0
-rm -f "${DESTDIR}/usr/lib/udev/hwdb.bin" "${DESTDIR}/etc/udev/hwdb.bin"
+rm -rf "${DESTDIR}/scripts/init-top/udev" "${DESTDIR}/scripts/init-bottom/udev" "${DESTDIR}/usr/lib/udev" "${DESTDIR}/etc/udev"
+rm -f "${DESTDIR}/usr/bin/udevadm" "${DESTDIR}/usr/lib/systemd/systemd-udevd"
+"""
+# ifupdown-pre.service waits for udev to settle (every device's coldplug event, 9-13 s
+# under emulation, udevd itself starting late on the one busy CPU) before
+# networking.service raises the `auto` interfaces. This drop-in waits only until each of
+# those interfaces exists (udevadm wait --initialized=no): the initramfs loads virtio_net,
+# so eth0 is there from the start, and with net.ifnames=0 udev renames nothing. DHCP, and
+# sshd after network.target, are ready seconds sooner; udev's hotplug ifup@eth0 then finds
+# eth0 up.
+IFUPDOWN_PRE_DROPIN = """\
+# labkit box: wait until the auto interfaces exist, not for every device (see labkit/cluster/box.py).
+[Service]
+ExecStart=
+ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ]; then for i in $(ifquery --read-environment --list --exclude=lo); do udevadm wait --initialized=no --timeout=170 "/sys/class/net/$i"; done; fi'
 """
 DISK_GIB = 20
 # `quiet`: under software emulation every byte written to the serial console is a trap
@@ -105,6 +121,17 @@ MASKED_UNITS = (
     "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
     "sys-fs-fuse-connections.mount", "modprobe@fuse.service", "sys-kernel-config.mount", "modprobe@configfs.service",
     "dev-hugepages.mount",
+)  # fmt: skip
+# systemd generators for what a lab node does not have, disabled as systemd.generator(7)
+# says (a link to /dev/null in /etc/systemd/system-generators): a GPT partition table (the
+# disk has none), hibernation (no swap: the kubelet wants none), a TPM, /etc/rc.local, SSH
+# over AF_VSOCK or socket activation (ssh.service runs sshd), offline updates, and SysV init
+# scripts (every one in the box has a native unit; the roles install systemd units). Each
+# is a program systemd runs before it starts any unit: under emulation, seconds in all.
+# The fstab, getty, debug and run generators stay.
+DISABLED_GENERATORS = (
+    "systemd-gpt-auto-generator", "systemd-hibernate-resume-generator", "systemd-tpm2-generator",
+    "systemd-rc-local-generator", "systemd-ssh-generator", "systemd-system-update-generator", "systemd-sysv-generator",
 )  # fmt: skip
 # Drivers for devices a headless lab node does not use, kept from loading when udev finds
 # their devices at boot (each load is a signature check and a relocation: under emulation,
@@ -152,14 +179,16 @@ class BoxSpec:
                 "packages": BOX_PACKAGES,
                 "modules": INITRAMFS_MODULES,
                 "initramfs_hook": INITRAMFS_HOOK,
+                "ifupdown_pre": IFUPDOWN_PRE_DROPIN,
                 "cmdline": KERNEL_CMDLINE,
                 "vagrantfile": BOX_VAGRANTFILE,
                 "unit": FIRST_BOOT_UNIT,
                 "sysctl": PING_SYSCTL,
                 "disk": DISK_GIB,
                 "masked": MASKED_UNITS,
+                "generators": DISABLED_GENERATORS,
                 "blacklisted": BLACKLISTED_MODULES,
-                "format": 5,
+                "format": 8,
             },
             sort_keys=True,
         )
@@ -204,7 +233,8 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
         "auto eth0\nallow-hotplug eth0\niface eth0 inet dhcp\n",
     )
     _write(root / "etc/initramfs-tools/modules", "\n".join(INITRAMFS_MODULES) + "\n")
-    _write(root / "etc/initramfs-tools/hooks/labkit-no-hwdb", INITRAMFS_HOOK, 0o755)
+    _write(root / "etc/initramfs-tools/hooks/labkit-no-udev", INITRAMFS_HOOK, 0o755)
+    _write(root / "etc/systemd/system/ifupdown-pre.service.d/labkit.conf", IFUPDOWN_PRE_DROPIN)
     conf = root / "etc/initramfs-tools/initramfs.conf"
     text = conf.read_text() if conf.exists() else ""
     lines = [ln for ln in text.splitlines() if not ln.startswith("MODULES=")]
@@ -222,6 +252,12 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
         root / "etc/modprobe.d/labkit-node.conf",
         "# labkit box: drivers for devices a headless lab node does not use (see labkit/box.py).\n" + "".join(f"blacklist {m}\n" for m in BLACKLISTED_MODULES),
     )
+    for generator in DISABLED_GENERATORS:
+        link = root / "etc/systemd/system-generators" / generator
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
     for unit in MASKED_UNITS:
         link = root / "etc/systemd/system" / unit
         if link.is_symlink() or link.exists():

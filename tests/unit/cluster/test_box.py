@@ -59,24 +59,28 @@ def test_initramfs_is_small(tmp_path: Path) -> None:
     conf = (root / "etc/initramfs-tools/initramfs.conf").read_text().splitlines()
     assert "MODULES=list" in conf and "MODULES=most" not in conf and "BUSYBOX=auto" in conf
     assert (root / "etc/initramfs-tools/modules").read_text().split() == list(box.INITRAMFS_MODULES)
-    hook = root / "etc/initramfs-tools/hooks/labkit-no-hwdb"
-    assert hook.stat().st_mode & 0o111 and "hwdb.bin" in hook.read_text()
+    hook = root / "etc/initramfs-tools/hooks/labkit-no-udev"
+    assert hook.stat().st_mode & 0o111 and hook.read_text() == box.INITRAMFS_HOOK
+    dropin = (root / "etc/systemd/system/ifupdown-pre.service.d/labkit.conf").read_text()
+    assert "ExecStart=\n" in dropin and "udevadm wait" in dropin and "udevadm settle" not in dropin
 
 
-def test_the_initramfs_hook_removes_only_udevs_hwdb(tmp_path: Path) -> None:
+def test_the_initramfs_hook_removes_udev_and_keeps_what_finds_the_disk(tmp_path: Path) -> None:
     import subprocess
 
     dest = tmp_path / "initramfs"
-    for name in ("usr/lib/udev/hwdb.bin", "usr/lib/udev/rules.d/60-block.rules", "usr/lib/modules/x/virtio_blk.ko"):
+    kept = ["scripts/init-top/keymap", "scripts/local", "usr/lib/modules/x/virtio_blk.ko", "usr/sbin/modprobe", "usr/sbin/blkid"]
+    gone = ["scripts/init-top/udev", "scripts/init-bottom/udev", "usr/lib/udev/hwdb.bin", "usr/lib/udev/rules.d/60-block.rules", "usr/bin/udevadm", "usr/lib/systemd/systemd-udevd"]
+    for name in kept + gone:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_text("x")
     hook = tmp_path / "hook"
     hook.write_text(box.INITRAMFS_HOOK)
     hook.chmod(0o755)
     assert subprocess.run([hook, "prereqs"], check=True, capture_output=True).stdout == b""
-    assert (dest / "usr/lib/udev/hwdb.bin").exists()  # asked for prereqs only: nothing done
+    assert (dest / "usr/bin/udevadm").exists()  # asked for prereqs only: nothing done
     subprocess.run([hook], check=True, env={"DESTDIR": str(dest), "PATH": "/usr/bin:/bin"})
-    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == ["usr/lib/modules/x/virtio_blk.ko", "usr/lib/udev/rules.d/60-block.rules"]
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == sorted(kept)
 
 
 def test_configure_twice_is_harmless(tmp_path: Path) -> None:
@@ -125,6 +129,9 @@ def test_units_a_lab_node_does_not_need_are_masked(tmp_path: Path) -> None:
     kept = ("ssh.service", "systemd-logind.service", "getty@.service", "serial-getty@.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount")
     kept += ("systemd-modules-load.service", "systemd-journald.service", "networking.service", "ifup@.service", "systemd-udevd.service")
     assert not set(kept) & set(box.MASKED_UNITS)
+    for generator in box.DISABLED_GENERATORS:
+        assert str((root / "etc/systemd/system-generators" / generator).readlink()) == "/dev/null"
+    assert not {"systemd-fstab-generator", "systemd-getty-generator"} & set(box.DISABLED_GENERATORS)  # mounts and consoles stay
     assert all(not (root / "etc/systemd/system" / unit).exists() for unit in kept)
     blacklist = (root / "etc/modprobe.d/labkit-node.conf").read_text().splitlines()
     assert "blacklist floppy" in blacklist
