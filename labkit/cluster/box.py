@@ -80,7 +80,8 @@ IFUPDOWN_PRE_DROPIN = """\
 # labkit box: wait until the auto interfaces exist, not for every device (see labkit/cluster/box.py).
 [Service]
 ExecStart=
-ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ]; then for i in $(ifquery --read-environment --list --exclude=lo); do udevadm wait --initialized=no --timeout=170 "/sys/class/net/$i"; done; fi'
+ExecStart=/bin/sh -c 'if [ "$CONFIGURE_INTERFACES" != "no" ]; then for i in $(ifquery --read-environment --list --exclude=lo); do \
+udevadm wait --initialized=no --timeout=170 "/sys/class/net/$i"; done; fi'
 """
 DISK_GIB = 20
 # `quiet`: under software emulation every byte written to the serial console is a trap
