@@ -59,9 +59,9 @@ def lab_start(c: Context, lab: str, lang: str | None = None) -> None:
     say(f"  {WORDS[language]['guide']}: {guide.relative_to(ROOT)} (site: `./kit docs.serve`)   then: ./kit lab.check {the_lab.id}")
 
 
-@task(name="check", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG)."})
+@task(name="check", help={"lab": "Lab number, e.g. 01.", "lang": "Language: en or zh (default: from LANG).", "timing": "Also print each check's seconds, slowest first."})
 @friendly
-def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
+def lab_check(c: Context, lab: str, lang: str | None = None, timing: bool = False) -> None:
     """Check LAB: ✓/✗ per check with a hint for each failure; non-zero exit when any fails."""
     start = time.monotonic()
     language = discovery.language(lang)
@@ -80,6 +80,9 @@ def lab_check(c: Context, lab: str, lang: str | None = None) -> None:
         say(f"  ! {problem}")
     failed = [r for r in results if not r.ok]
     say(words["pass"].format(ok=len(results) - len(failed), total=len(results), secs=time.monotonic() - start))
+    if timing:  # side by side on the nodes: each check's own time, the slowest sets the pace
+        for r in sorted(results, key=lambda r: -r.seconds):
+            say(f"    {r.seconds:5.2f} s  {r.id}")
     shared = actions.share(k, the_lab, results)
     if shared:
         say(f"  {shared}")

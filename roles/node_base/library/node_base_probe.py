@@ -127,9 +127,26 @@ def wait_for_dpkg(root: str, timeout: float, poll: float = 1.0) -> float | None:
     return time.monotonic() - start
 
 
-def probe(root: str, modules: list[str], packages: list[str], apt_marker: str, run=None, sysctls: dict | None = None, sysctl_file: str | None = None) -> dict:
+def unit_states(run, units: list[str]) -> dict:
+    """Each unit's {enabled, active} from one `systemctl show` (a block per unit, in the
+    order asked); a unit systemd cannot answer for reads as neither."""
+    states = {u: {"enabled": False, "active": False} for u in units}
+    if not units or run is None:
+        return states
+    rc, out = run(["systemctl", "show", "--property=UnitFileState,ActiveState", "--", *units])
+    if rc != 0:
+        return states
+    blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in out.strip("\n").split("\n\n")]
+    for unit, props in zip(units, blocks, strict=False):  # a block missing: that unit stays "to do"
+        states[unit] = {"enabled": props.get("UnitFileState") == "enabled", "active": props.get("ActiveState") == "active"}
+    return states
+
+
+def probe(
+    root: str, modules: list[str], packages: list[str], apt_marker: str, run=None, sysctls: dict | None = None, sysctl_file: str | None = None, units: list[str] | None = None
+) -> dict:
     """Everything node_base's tasks decide on, read under ``root``; ``run(argv)`` returns
-    (rc, stdout) and is only used for dpkg-query."""
+    (rc, stdout) and is used for dpkg-query and systemctl."""
     static = (_read(os.path.join(root, "etc/hostname")) or "").strip()
     running = (_read(os.path.join(root, "proc/sys/kernel/hostname")) or "").strip()
     swap_target = os.path.join(root, "etc/systemd/system/swap.target")
@@ -154,6 +171,7 @@ def probe(root: str, modules: list[str], packages: list[str], apt_marker: str, r
         "apt_marker": (_read(marker) or "").strip(),
         "packages_missing": missing_packages,
         "sysctls_set": sysctls_set(root, sysctls or {}, sysctl_file),
+        "units": unit_states(run, list(units or [])),
     }
 
 
@@ -165,6 +183,7 @@ def main() -> None:
             "apt_marker": {"type": "path", "required": True},
             "sysctls": {"type": "dict", "default": {}},
             "sysctl_file": {"type": "path"},
+            "units": {"type": "list", "elements": "str", "default": []},
             "dpkg_lock_timeout": {"type": "int", "default": 600},
         },
         supports_check_mode=True,
@@ -178,7 +197,7 @@ def main() -> None:
     waited = wait_for_dpkg("/", p["dpkg_lock_timeout"])
     if waited is None:
         module.fail_json(msg=f"apt or dpkg still holds dpkg's lock after {p['dpkg_lock_timeout']} s (see `ps -C apt-get,dpkg`); let it finish, then run the kit again")
-    module.exit_json(dpkg_waited=round(waited, 1), changed=False, **probe("/", p["modules"], p["packages"], p["apt_marker"], run, p["sysctls"], p["sysctl_file"]))
+    module.exit_json(dpkg_waited=round(waited, 1), changed=False, **probe("/", p["modules"], p["packages"], p["apt_marker"], run, p["sysctls"], p["sysctl_file"], p["units"]))
 
 
 if __name__ == "__main__":

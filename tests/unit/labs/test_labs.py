@@ -341,3 +341,21 @@ def test_a_lab_whose_layers_are_off_is_refused_with_the_switch_to_turn_on(tmp_pa
     actions.require_layers(k, lab("03"))  # kubernetes is on: nothing to say
     with pytest.raises(KitError, match=r"lab 05 needs the knative, istio layer\(s\): set layers.knative: true, layers.istio: true"):
         actions.require_layers(k, lab("05"))
+
+
+def test_lab_check_with_timing_prints_each_checks_seconds_slowest_first(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from invoke import Context, Exit
+
+    from labkit.cli import labs as cli_labs
+
+    results = [labs_checks.Result("virt_recorded", "s1", True, "h", "", 0.25), labs_checks.Result("snapshot_taken", "s5", False, "h", "no snapshot", 1.5)]
+    monkeypatch.setattr(cli_labs, "kit", lambda: object())
+    monkeypatch.setattr(cli_labs.actions, "check", lambda k, the_lab, language: (results, []))
+    monkeypatch.setattr(cli_labs.actions, "share", lambda k, the_lab, r: None)
+    with pytest.raises(Exit):
+        cli_labs.lab_check(Context(), "01", lang="en", timing=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == ["     1.50 s  snapshot_taken", "     0.25 s  virt_recorded"]
+    with pytest.raises(Exit):
+        cli_labs.lab_check(Context(), "01", lang="en")
+    assert "0.25 s" not in capsys.readouterr().out

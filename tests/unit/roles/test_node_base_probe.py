@@ -52,6 +52,7 @@ def test_a_fresh_node_reads_as_work_to_do(tmp_path: Path) -> None:
         "apt_marker": "abc123",
         "packages_missing": ["socat", "conntrack"],
         "sysctls_set": True,  # none asked
+        "units": {},  # none asked
     }
 
 
@@ -131,3 +132,26 @@ def test_dpkg_state_is_read_only_once_no_apt_or_dpkg_holds_its_lock(tmp_path: Pa
         apt.wait(timeout=30)
     assert probe_mod.wait_for_dpkg(str(root), timeout=30, poll=0.05) is not None
     assert probe_mod.wait_for_dpkg(str(tmp_path / "no-dpkg-here"), timeout=0) is not None  # no lock files: nothing to wait for
+
+
+# Recorded from `systemctl show --property=UnitFileState,ActiveState -- systemd-timesyncd.service ssh.service`
+# on a node whose timesyncd was enabled and running and whose sshd had been stopped.
+SYSTEMCTL_SHOW = "ActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nUnitFileState=disabled\n"
+
+
+def test_units_are_read_in_one_systemctl_call_in_the_order_asked(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str]) -> tuple[int, str]:
+        calls.append(argv)
+        return (0, SYSTEMCTL_SHOW) if argv[0] == "systemctl" else (0, "")
+
+    state = probe_mod.probe(str(_node(tmp_path)), [], [], MARKER, run, units=["systemd-timesyncd.service", "ssh.service"])
+    assert state["units"] == {"systemd-timesyncd.service": {"enabled": True, "active": True}, "ssh.service": {"enabled": False, "active": False}}
+    assert [c for c in calls if c[0] == "systemctl"] == [["systemctl", "show", "--property=UnitFileState,ActiveState", "--", "systemd-timesyncd.service", "ssh.service"]]
+
+
+def test_a_unit_systemd_cannot_answer_for_reads_as_to_do(tmp_path: Path) -> None:
+    state = probe_mod.probe(str(_node(tmp_path)), [], [], MARKER, lambda argv: (1, ""), units=["systemd-timesyncd.service"])
+    assert state["units"] == {"systemd-timesyncd.service": {"enabled": False, "active": False}}
+    assert probe_mod.probe(str(tmp_path / "node"), [], [], MARKER, None, units=[])["units"] == {}
