@@ -219,6 +219,13 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+def _to_dev_null(link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to("/dev/null")
+
+
 def configure_rootfs(root: Path, pubkey: str) -> None:
     """Turn a debootstrapped tree into a Vagrant base box (pure file edits, tested)."""
     _write(root / "etc/hostname", "labkit\n")
@@ -253,17 +260,8 @@ def configure_rootfs(root: Path, pubkey: str) -> None:
         root / "etc/modprobe.d/labkit-node.conf",
         "# labkit box: drivers for devices a headless lab node does not use (see labkit/box.py).\n" + "".join(f"blacklist {m}\n" for m in BLACKLISTED_MODULES),
     )
-    for generator in DISABLED_GENERATORS:
-        link = root / "etc/systemd/system-generators" / generator
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to("/dev/null")
-    for unit in MASKED_UNITS:
-        link = root / "etc/systemd/system" / unit
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to("/dev/null")
+    for link in [root / "etc/systemd/system-generators" / g for g in DISABLED_GENERATORS] + [root / "etc/systemd/system" / u for u in MASKED_UNITS]:
+        _to_dev_null(link)  # systemd's way to disable a generator or mask a unit
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     # An empty machine-id makes systemd create a new one per VM (else clones share
